@@ -51,6 +51,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ipt_ray.sweep import run_sweep
+
+    cfg = load_config(args.config, args.set)
+    run_sweep(cfg, args.config, resume=args.resume if args.resume is not None else False,
+              config_text=Path(args.config).read_text())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ipt_ray import report
+    from ipt_ray.tracking import find_sweep_runs, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    runs = find_sweep_runs(uri, args.experiment, args.sweep)
+    if not runs:
+        print(f"error: no trial runs of sweep {args.sweep!r} in experiment {args.experiment!r} at {uri}", file=sys.stderr)
+        return 2
+    summary = report.aggregate(report.results_from_mlflow(runs, args.metric), args.metric, args.mode)
+    print(report.render_console(summary))
+    if args.out:
+        paths = report.write_artifacts(summary, Path(args.out))
+        print(f"written: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipt-ray", description="Instance-wise Prompt Tuning experiments on Ray")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="where adapters and the checkpoint go (default: train.output_dir/<name>-<time>)")
     p.add_argument("--json", help="also write the final metrics to this JSON file")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="Ray Tune + Optuna sweep: configs x seeds, every trial and the aggregate in MLflow")
+    with_config(p)
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="SWEEP",
+                   help="resume the latest sweep of this YAML (or the named one) after the driver stopped")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="rebuild a sweep's results table from MLflow alone")
+    p.add_argument("sweep", help="sweep name or id (the parent run's name)")
+    p.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI or ./mlflow.db")
+    p.add_argument("--experiment", default="ipt-ray")
+    p.add_argument("--metric", default="accuracy")
+    p.add_argument("--mode", choices=["max", "min"], default="max")
+    p.add_argument("--out", help="also write results.csv / results.md / results.png here")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -63,6 +63,27 @@ def load_splits(task: TaskConfig) -> tuple[Any, dict[str, Any]]:
     return spec, splits
 
 
+_PREPARED: dict[str, tuple[Backbone, Any, dict[str, Any]]] = {}
+
+
+def prepared_inputs(cfg: ExperimentConfig) -> tuple[Backbone, Any, dict[str, Any]]:
+    """The frozen backbone, task spec and tokenised splits, cached per process.
+
+    Tune reuses trial actors (``reuse_actors``) and Ray Train reuses nothing, so a sweep of many
+    configs over one task loads the backbone and tokenises once per process. Only inputs that
+    determine them form the key; the backbone is frozen, so sharing it between trials is safe.
+    """
+    verbalizer = cfg.method.head == "verbalizer"
+    key = json.dumps([cfg.task.model_dump(mode="json"), cfg.backbone.model_dump(mode="json"), verbalizer], sort_keys=True)
+    if key not in _PREPARED:
+        spec, splits = load_splits(cfg.task)
+        backbone = load_backbone(cfg.backbone, with_mlm_head=verbalizer)
+        encoded = {name: encode(ds, spec, backbone.tokenizer, cfg.task.max_length, verbalizer) for name, ds in splits.items()}
+        _PREPARED.clear()  # one task at a time: bounded memory
+        _PREPARED[key] = (backbone, spec, encoded)
+    return _PREPARED[key]
+
+
 # ---------------------------------------------------------------- runtime
 
 
@@ -211,11 +232,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(cfg.train.num_threads)
     started = time.perf_counter()
 
-    spec, splits = load_splits(cfg.task)
-    backbone = load_backbone(cfg.backbone, with_mlm_head=cfg.method.head == "verbalizer")
+    backbone, spec, encoded = prepared_inputs(cfg)
     backbone.to(runtime.device)
-    template = cfg.method.head == "verbalizer"
-    encoded = {name: encode(ds, spec, backbone.tokenizer, cfg.task.max_length, template) for name, ds in splits.items()}
     collator = Collator(int(backbone.tokenizer.pad_token_id or 0), backbone.uses_token_types)
     seen = seen_token_ids(encoded["train"])
     eval_batches = loader(encoded["dev"], cfg.train.eval_batch_size, collator)

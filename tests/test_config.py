@@ -1,0 +1,82 @@
+"""Typed configuration: precise errors that name the field path and the allowed values."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ipt_ray.cli import main
+from ipt_ray.config import ConfigError, ExperimentConfig, load_config
+
+QUICKSTART = "experiments/quickstart.yaml"
+
+
+def write(tmp_path, data, name="exp.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("data,expected", [
+    ({"method": {"prompt_lenght": 8}}, ["method.prompt_lenght", "unknown key", "prompt_length"]),
+    ({"tracker": {}}, ["tracker", "unknown key", "tracking"]),
+    ({"method": {"prompt_length": "long"}}, ["method.prompt_length", "valid integer", "'long'"]),
+    ({"method": {"prompt_length": -1}}, ["method.prompt_length", "greater than or equal to 0"]),
+    ({"method": {"seq_util_rate": 0}}, ["method.seq_util_rate", "greater than 0"]),
+    ({"method": {"seq_util_rate": 1.5}}, ["method.seq_util_rate", "less than or equal to 1"]),
+    ({"method": {"encoder": "gru"}}, ["method.encoder", "'cnn', 'rnn' or 'mlp'", "'gru'"]),
+    ({"method": {"strategy": "magic"}}, ["method.strategy", "'random_ipt'", "'encoder_ipt'", "'magic'"]),
+    ({"task": {"name": "squad"}}, ["task.name", "'boolq'", "'ag_news'"]),
+    ({"task": {"data_dir": "/no/such/dir"}}, ["task.data_dir", "is not a directory"]),
+    ({"train": {"seeds": [1, 1]}}, ["train.seeds", "distinct"]),
+    ({"sweep": {"search_space": {"method.prompt_len": {"type": "choice", "values": [1]}}}},
+     ["sweep.search_space", "unknown search key 'method.prompt_len'"]),
+    ({"sweep": {"search_space": {"train.lr": {"type": "loguniform", "low": 0, "high": 1}}}}, ["loguniform", "'low' > 0"]),
+    ({"sweep": {"search_space": {"train.lr": {"type": "uniform", "low": 2, "high": 1}}}}, ["must be < 'high'"]),
+    ({"method": {"strategy": "fine_tuning", "head": "verbalizer"}}, ["method.head must be 'classifier'"]),
+])
+def test_bad_config_names_field_and_allowed_values(tmp_path, data, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data))
+    for fragment in expected:
+        assert fragment in str(err.value)
+
+
+def test_all_errors_are_reported_at_once(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, {"method": {"prompt_length": -1, "encoder": "gru"}, "train": {"lr": "x"}}))
+    assert "3 configuration error(s)" in str(err.value)
+
+
+def test_overrides_are_typed_yaml_scalars(tmp_path):
+    cfg = load_config(QUICKSTART, ["method.prompt_length=32", "train.lr=1e-3", "train.seeds=[0,1,2]",
+                                   "method.strategy=encoder_ipt"])
+    assert cfg.method.prompt_length == 32 and cfg.train.lr == 1e-3 and cfg.train.seeds == [0, 1, 2]
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(QUICKSTART, ["method.prompt_length"])
+
+
+def test_relative_data_dir_is_relative_to_the_yaml(tmp_path):
+    (tmp_path / "data" / "CB").mkdir(parents=True)
+    path = write(tmp_path, {"task": {"name": "cb", "data_dir": "data/CB"}})
+    assert load_config(path).task.data_dir == str((tmp_path / "data" / "CB").resolve())
+
+
+def test_every_experiment_yaml_validates():
+    from pathlib import Path
+
+    files = sorted(Path("experiments").glob("*.yaml"))
+    assert files
+    for path in files:
+        assert isinstance(load_config(path), ExperimentConfig), path
+
+
+def test_cli_validate_exit_codes(tmp_path, capsys):
+    assert main(["validate", QUICKSTART]) == 0
+    assert main(["validate", str(write(tmp_path, {"method": {"table_layout": "sparse"}}))]) == 2
+    err = capsys.readouterr().err
+    assert "method.table_layout" in err and "'full', 'compact' or 'lowrank'" in err
+    assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
+    (tmp_path / "broken.yaml").write_text("method: [unclosed")
+    assert main(["validate", str(tmp_path / "broken.yaml")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
