@@ -77,9 +77,12 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str) -> Non
 
     cfg = validate_config(base).with_overrides(params)
     metric = cfg.sweep.metric
+    trial_id = tune.get_context().get_trial_id()
+    # Adapters go to the sweep's storage, not the trial dir that Tune syncs while we write.
+    run_dir = str(Path(storage) / "adapters" / trial_id)
     if cfg.cluster.num_workers == 0:
         loop_config = _trial_loop_config(cfg, metric, "tune")
-        loop_config["run_dir"] = str(Path(tune.get_context().get_trial_dir()) / "adapters")
+        loop_config["run_dir"] = run_dir
         from ipt_ray.train import train_loop_per_worker
 
         train_loop_per_worker(loop_config)
@@ -91,9 +94,8 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str) -> Non
 
     from ipt_ray.train import train_loop_per_worker
 
-    trial_id = tune.get_context().get_trial_id()
     loop_config = _trial_loop_config(cfg, metric, "train")
-    loop_config["run_dir"] = str(Path(storage) / "train_runs" / trial_id / "adapters")
+    loop_config["run_dir"] = run_dir
     resources = {"CPU": cfg.cluster.cpus_per_worker}
     if cfg.cluster.use_gpu:
         resources["GPU"] = cfg.cluster.gpus_per_worker
@@ -325,7 +327,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     out("")
     out(f"sweep {name}: {len(summary.configs)} configs x {len(seeds)} seeds in {wall:.0f}s "
         f"(sum of trial times {trial_time:.0f}s)")
-    out(f"results: {artifacts.get('results.md', sweep_dir)}")
+    out(f"results: {artifacts.get('md', sweep_dir)}")
     out(f"MLflow UI: mlflow ui --backend-store-uri {uri}" if not uri.startswith("http") else f"MLflow UI: {uri}")
     return {"name": name, "sweep_id": sweep_id, "summary": summary, "wall_time_s": wall, "trial_time_s": trial_time,
             "tracking_uri": uri, "sweep_dir": str(sweep_dir)}

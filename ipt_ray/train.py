@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -270,7 +271,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         from transformers import get_linear_schedule_with_warmup
 
         schedulers = [get_linear_schedule_with_warmup(o, int(cfg.train.warmup_ratio * total), total) for o in optimizers]
-        start_epoch = 0
+        start_epoch = resumed_from = 0
         if state is not None and state["seeds"] == group_seeds:
             group.load_state_dict(state["adapters"])
             for o, s in zip(optimizers, state["optimizers"]):
@@ -281,6 +282,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
                 if rng:
                     a.head.dropout.set_rng_state(rng)
             start_epoch = state["epoch"] + 1
+            resumed_from = start_epoch
         model: Any = group
         if runtime.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -323,9 +325,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
                 checkpoint_dir = str(run_dir / "checkpoint") if runtime.kind == "local" else tempfile.mkdtemp(prefix="ipt-ckpt-")
                 _save_state(Path(checkpoint_dir), group, optimizers, schedulers, epoch, history, finished)
             if len(group_seeds) == len(seeds):  # every seed in this group: report each epoch as it ends
-                runtime.report(_epoch_report(record, seeds, params), checkpoint_dir)
+                report = _epoch_report(record, seeds, params)
+                report["resumed_from_epoch"] = resumed_from
+                runtime.report(report, checkpoint_dir)
             if checkpoint_dir and runtime.kind != "local":
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
+            _injected_fault(epoch + 1)
         finished.append(group_seeds)
         state = None
         if runtime.is_main:
@@ -341,6 +346,17 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     final["wall_time_s"] = time.perf_counter() - started
     final["run_dir"] = str(run_dir)
     return final
+
+
+def _injected_fault(epoch: int) -> None:
+    """Fault injection for the failure tests: ``IPT_RAY_FAIL_AFTER_EPOCH=N`` raises once after epoch N.
+
+    The marker file ``IPT_RAY_FAIL_MARKER`` makes it fire once per sweep, so the retry goes through.
+    """
+    target, marker = os.environ.get("IPT_RAY_FAIL_AFTER_EPOCH"), os.environ.get("IPT_RAY_FAIL_MARKER")
+    if target and marker and int(target) == epoch and not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        raise RuntimeError(f"injected fault after epoch {epoch} (IPT_RAY_FAIL_AFTER_EPOCH)")
 
 
 def _merge_epoch(history: list[dict[str, Any]], epoch: int, per_seed: dict[int, dict[str, float]], seconds: float) -> dict[str, Any]:

@@ -1,0 +1,514 @@
+"""MLflow tracking from the Tune driver: one sweep parent run, one child run per (trial, seed), one aggregate run.
+
+Why the project owns its runs instead of using Ray's ``MLflowLoggerCallback``: that callback keys runs
+by in-memory state, so ``Tuner.restore`` creates duplicates and leaves runs stuck in RUNNING. Here every
+run is found again by its tags (``ipt.sweep_id`` + ``ipt.trial_id`` + ``ipt.seed``), and the last logged
+epoch is kept in a tag (``ipt.last_epoch``), so a restarted driver reuses its runs, never logs an epoch
+twice and loses nothing. Workers never talk to MLflow; the driver sends one ``log_batch`` per seed and
+reported epoch (one call per metric over HTTP costs ~2.5x as much).
+
+Only ``MlflowClient`` is used (no fluent ``mlflow.start_run``): the driver may track several things and
+fluent state is process-global.
+
+Run layout (tags)::
+
+    parent     ipt.kind=parent, ipt.sweep_id, ipt.code_version; artifacts experiment.yaml, search_space.json
+      child    ipt.kind=trial, ipt.trial_id, ipt.config_id, ipt.seed, ipt.strategy, ipt.status, ipt.last_epoch
+      aggregate ipt.kind=aggregate; <config_id>/<metric>_mean|_std, best/<metric>_mean|_std, results.*
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from urllib.parse import urlparse
+
+from mlflow.entities import Metric, Param, Run, RunTag, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from ray.tune import Callback
+
+from ipt_ray.report import config_id, flatten_params, param_str
+
+if TYPE_CHECKING:
+    from ipt_ray.report import SweepSummary
+
+__all__ = [
+    "TrackingError", "resolve_tracking_uri", "check_reachable", "SweepTracker", "MlflowTrackingCallback",
+    "config_id", "find_sweep_runs",
+]
+
+#: Trial end states and the MLflow run status each maps to.
+TRIAL_END_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "failed": "FAILED"}
+#: Result keys shared by all seeds of a trial that every child run also gets.
+SHARED_METRICS = ("epoch_time_s", "trainable_params", "trainable_pct", "resumed_from_epoch")
+
+_SEED_KEY = re.compile(r"^(?P<name>.+)/seed_(?P<seed>-?\d+)$")
+_BARE_SERVER_URIS = ("databricks", "databricks-uc", "uc")  # scheme-less URIs MLflow treats as servers
+_MAX_PARAM_VALUE = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
+_MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
+
+
+class TrackingError(RuntimeError):
+    """MLflow is unusable for this sweep (unreachable server, deleted experiment, missing parent run)."""
+
+
+# ---------------------------------------------------------------- URIs
+
+
+def resolve_tracking_uri(uri: str | None, base_dir: Path | None = None) -> str:
+    """The tracking URI to use, always absolute.
+
+    ``uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<base_dir or cwd>/mlflow.db``. Relative
+    sqlite paths and plain/``file:`` paths are made absolute against ``base_dir`` (default: cwd), because
+    Tune trials and ``ray job`` entrypoints run in other working directories and would otherwise open
+    a different store. Server URIs (``http(s)://``, ``databricks``, other databases) pass unchanged.
+    """
+    base = Path(os.path.abspath(os.path.expanduser(base_dir))) if base_dir is not None else Path.cwd()
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+    if uri is None:
+        return f"sqlite:///{base / 'mlflow.db'}"
+    if uri.startswith("sqlite:"):
+        return _absolute_sqlite(uri, base)
+    scheme = urlparse(uri).scheme
+    if uri in _BARE_SERVER_URIS:
+        return uri
+    if scheme == "file":
+        return _absolute_file(uri, base)
+    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):  # a plain path (or a Windows drive letter)
+        return _as_file_uri(uri, base)
+    return uri
+
+
+def _absolute_sqlite(uri: str, base: Path) -> str:
+    """``sqlite:///rel.db`` -> ``sqlite:////base/rel.db``; absolute and in-memory stores unchanged."""
+    if not uri.startswith("sqlite:///"):
+        return uri  # sqlite:// (in memory)
+    rest = uri[len("sqlite:///"):]
+    path, sep, query = rest.partition("?")
+    if path in ("", ":memory:") or path.startswith("/"):
+        return uri
+    absolute = os.path.normpath(base / os.path.expanduser(path))
+    return f"sqlite:///{absolute}{sep}{query}"
+
+
+def _absolute_file(uri: str, base: Path) -> str:
+    parsed = urlparse(uri)
+    if parsed.netloc not in ("", "localhost"):
+        return uri  # file://host/share: leave it to MLflow
+    if uri.startswith("file://"):
+        return uri if parsed.path.startswith("/") else _as_file_uri(parsed.path, base)
+    return _as_file_uri(uri[len("file:"):], base)  # file:relative/path or file:/abs/path
+
+
+def _as_file_uri(path: str, base: Path) -> str:
+    return Path(os.path.normpath(base / os.path.expanduser(path))).as_uri()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///"):].partition("?")[0]
+        if path.startswith("/"):
+            return Path(path)
+    return None
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Set environment variables for a block (MLflow reads its HTTP settings per request)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def check_reachable(uri: str, timeout_s: int = 5) -> None:
+    """Fail fast, naming the URI, when an HTTP tracking server does not answer.
+
+    MLflow's own defaults retry for minutes (7 retries with backoff, 120 s timeout per request), which
+    would hang a sweep at its first log call. One probe with no retries and a short timeout answers at
+    once. Other stores (sqlite, file) are opened lazily and report their own errors.
+    """
+    if urlparse(uri).scheme not in ("http", "https"):
+        return
+    try:
+        with _env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(max(1, timeout_s)))):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as e:  # noqa: BLE001 - any failure means the server is unusable
+        raise TrackingError(
+            f"MLflow tracking server {uri} is not reachable: {e}. Start it (e.g. `mlflow server --host 0.0.0.0 "
+            f"--port 5000` on the head node) or point tracking.uri / MLFLOW_TRACKING_URI elsewhere."
+        ) from e
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _q(value: str) -> str:
+    """Quote a value for an MLflow search filter."""
+    value = str(value)
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise TrackingError(f"cannot search for a value containing both quote kinds: {value!r}")
+
+
+def _tag_filter(tags: dict[str, str]) -> str:
+    """An MLflow search filter matching all ``tags`` (backticks: the keys contain dots)."""
+    return " and ".join(f"tags.`{k}` = {_q(v)}" for k, v in tags.items())
+
+
+def _param_key(key: str) -> str:
+    """MLflow keys allow alphanumerics, ``_ - . / space``; anything else becomes ``_``."""
+    return re.sub(r"[^\w\-./ ]", "_", str(key))
+
+
+def _params(values: dict[str, Any]) -> dict[str, str]:
+    return {_param_key(k): param_str(v)[:_MAX_PARAM_VALUE] for k, v in flatten_params(values).items()}
+
+
+def _number(value: Any) -> float | None:
+    """A metric value as float (ints, floats, numpy scalars, 0-d tensors); None for anything else."""
+    if isinstance(value, (str, bytes)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# ---------------------------------------------------------------- tracker
+
+
+class SweepTracker:
+    """The MLflow runs of one sweep, found again by tags so that a resumed sweep reuses them.
+
+    All calls are synchronous. State kept in memory (run ids, last logged epoch per run) is a cache of
+    what the tags say: a fresh tracker (driver restart, unpickled ``Tuner`` state) reads it back.
+    """
+
+    def __init__(self, uri: str, experiment: str, sweep_id: str, sweep_name: str) -> None:
+        self.uri = uri
+        self.experiment = experiment
+        self.sweep_id = sweep_id
+        self.sweep_name = sweep_name
+        check_reachable(uri)
+        self.client = MlflowClient(tracking_uri=uri)
+        self.experiment_id = self._get_or_create_experiment()
+        self.parent_id: str | None = None
+        self._reset_cache()
+
+    # -- pickling: Tune pickles RunConfig callbacks into its experiment state. Cached epochs from pickle
+    #    time would be stale after a restore (and could let an epoch be logged twice), so drop them.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("uri", "experiment", "sweep_id", "sweep_name", "experiment_id",
+                                              "parent_id")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self._reset_cache()
+
+    def _reset_cache(self) -> None:
+        self._runs: dict[str, dict[int, str]] = {}  # trial id -> seed -> run id
+        self._last_epoch: dict[str, int] = {}
+        self._ended: set[str] = set()  # runs terminated earlier, e.g. before Tune retried a failed trial
+
+    def _get_or_create_experiment(self) -> str:
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            try:
+                return self.client.create_experiment(self.experiment, artifact_location=self._artifact_location())
+            except MlflowException:  # created meanwhile by another process
+                exp = self.client.get_experiment_by_name(self.experiment)
+                if exp is None:
+                    raise
+        if exp.lifecycle_stage != "active":
+            raise TrackingError(f"MLflow experiment {self.experiment!r} at {self.uri} is deleted; restore it "
+                                f"(`mlflow experiments restore --experiment-id {exp.experiment_id}`) or use another name")
+        return exp.experiment_id
+
+    def _artifact_location(self) -> str | None:
+        """Artifacts of a local sqlite store go beside the database, not into the cwd's ``./mlruns``
+        (MLflow's default, which depends on where the driver happens to start)."""
+        db = _sqlite_path(self.uri)
+        return (db.parent / "mlartifacts").as_uri() if db is not None else None
+
+    def _search(self, filter_string: str, order_by: list[str] | None = None) -> list[Run]:
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string, ViewType.ACTIVE_ONLY,
+                                           max_results=1000, order_by=order_by, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    # -- parent
+
+    def start_parent(self, config_yaml: str, search_space: dict[str, Any], code_version: str,
+                     params: dict[str, Any]) -> str:
+        """The sweep's parent run id: the existing one for this sweep id (resume), else a new one.
+
+        A new parent gets the YAML (``experiment.yaml``), the search space (``search_space.json`` and
+        params ``search.<key>``), ``params`` and tag ``ipt.code_version``. An existing one is only set
+        back to RUNNING: params are immutable in MLflow, and the sweep's definition does not change on resume.
+        """
+        found = self._find_parent()
+        if found is not None:
+            self.parent_id = found.info.run_id
+            if found.info.status != "RUNNING":
+                self.client.update_run(self.parent_id, status="RUNNING")
+            return self.parent_id
+        run = self.client.create_run(self.experiment_id, run_name=self.sweep_name, tags={
+            "ipt.sweep_id": self.sweep_id, "ipt.kind": "parent", "ipt.code_version": code_version})
+        self.parent_id = run.info.run_id
+        # One param per search key, its spec as JSON (``{"choice": [8, 16]}``), not flattened further.
+        space = {_param_key(f"search.{k}"): param_str(v)[:_MAX_PARAM_VALUE] for k, v in search_space.items()}
+        all_params = {**_params(params), **space}
+        self.client.log_batch(self.parent_id, params=[Param(k, v) for k, v in all_params.items()])
+        self.client.log_text(self.parent_id, config_yaml, "experiment.yaml")
+        self.client.log_text(self.parent_id, json.dumps(search_space, indent=2, sort_keys=True, default=str),
+                             "search_space.json")
+        return self.parent_id
+
+    def _find_parent(self) -> Run | None:
+        runs = self._search(_tag_filter({"ipt.sweep_id": self.sweep_id, "ipt.kind": "parent"}),
+                            order_by=["attributes.start_time ASC"])
+        return runs[0] if runs else None
+
+    def _require_parent(self) -> str:
+        if self.parent_id is None:
+            found = self._find_parent()
+            if found is None:
+                raise TrackingError(f"sweep {self.sweep_id!r} has no parent run in {self.experiment!r}: "
+                                    f"call start_parent() first")
+            self.parent_id = found.info.run_id
+        return self.parent_id
+
+    # -- children
+
+    def _trial_runs(self, trial_id: str) -> dict[int, str]:
+        """Seed -> run id of a trial's runs; MLflow is searched once per trial and tracker instance."""
+        if trial_id not in self._runs:
+            runs = self._search(_tag_filter({"ipt.sweep_id": self.sweep_id, "ipt.kind": "trial",
+                                             "ipt.trial_id": trial_id}),
+                                order_by=["attributes.start_time ASC"])
+            found: dict[int, str] = {}
+            for run in runs:  # oldest first: should duplicates exist, keep using the first one
+                seed = int(run.data.tags["ipt.seed"])
+                if seed not in found:
+                    found[seed] = run.info.run_id
+                    self._last_epoch[run.info.run_id] = int(run.data.tags.get("ipt.last_epoch", 0))
+                    if run.info.status != "RUNNING":
+                        self._ended.add(run.info.run_id)
+            self._runs[trial_id] = found
+        return self._runs[trial_id]
+
+    def _child(self, trial_id: str, cid: str, params: dict[str, Any], seed: int, strategy: str) -> str:
+        """The run id of (trial, seed): cached, found by tags, or created with its tags and params."""
+        existing = self._trial_runs(trial_id).get(seed)
+        if existing is not None:
+            return existing
+        parent = self._require_parent()
+        run = self.client.create_run(self.experiment_id, run_name=f"{cid}-seed{seed}", tags={
+            "mlflow.parentRunId": parent, "ipt.sweep_id": self.sweep_id, "ipt.kind": "trial",
+            "ipt.trial_id": trial_id, "ipt.config_id": cid, "ipt.seed": str(seed), "ipt.strategy": strategy,
+            "ipt.status": "running"})
+        run_id = run.info.run_id
+        run_params = {**_params(params), "seed": str(seed)}
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in run_params.items()])
+        self._runs[trial_id][seed] = run_id
+        self._last_epoch[run_id] = 0
+        return run_id
+
+    def log_result(self, trial_id: str, config_id: str, params: dict[str, Any], result: dict[str, Any],
+                   seeds: Sequence[int], strategy: str) -> int:
+        """Log one epoch's result of a trial: one ``log_batch`` per seed, into that seed's child run.
+
+        Per-seed keys ``name/seed_<s>`` become metric ``name`` of seed ``s``'s run at step ``epoch``,
+        plus :data:`SHARED_METRICS`. Epochs at or below the run's last logged epoch are skipped (a
+        restored trial replays them). Returns the number of runs written to.
+        """
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        per_seed: dict[int, dict[str, float]] = {}
+        for key, value in result.items():
+            match = _SEED_KEY.match(str(key))
+            number = _number(value) if match else None
+            if match and number is not None:
+                per_seed.setdefault(int(match["seed"]), {})[match["name"]] = number
+        shared = {k: n for k in SHARED_METRICS if k in result and (n := _number(result[k])) is not None}
+        seeds = list(seeds) or sorted(per_seed)
+        ts = _now_ms()
+        written = 0
+        for seed in seeds:
+            if not per_seed.get(seed):
+                continue  # this seed reported nothing here: do not mark the epoch as logged
+            run_id = self._child(trial_id, config_id, params, seed, strategy)
+            if epoch <= self._last_epoch.get(run_id, 0):
+                continue
+            metrics = [Metric(k, v, ts, epoch) for k, v in {**per_seed[seed], **shared}.items()]
+            tags = [RunTag("ipt.last_epoch", str(epoch))]
+            if run_id in self._ended:  # a retried or resumed trial trains on: its run is running again
+                tags.append(RunTag("ipt.status", "running"))
+                self.client.update_run(run_id, status="RUNNING")
+                self._ended.discard(run_id)
+            self.client.log_batch(run_id, metrics=metrics, tags=tags)
+            self._last_epoch[run_id] = epoch
+            written += 1
+        return written
+
+    def end_trial(self, trial_id: str, status: str) -> None:
+        """Mark every seed run of a trial ``completed``/``early_stopped`` (FINISHED) or ``failed`` (FAILED)."""
+        if status not in TRIAL_END_STATUS:
+            raise ValueError(f"status must be one of {sorted(TRIAL_END_STATUS)}, not {status!r}")
+        for run_id in self._trial_runs(trial_id).values():
+            self.client.set_tag(run_id, "ipt.status", status)
+            self.client.set_terminated(run_id, TRIAL_END_STATUS[status])
+            self._ended.add(run_id)
+
+    # -- aggregate
+
+    def log_aggregate(self, summary: SweepSummary, artifacts: dict[str, Path]) -> str:
+        """Log the seed aggregation into the sweep's single aggregate run (created once, updated later).
+
+        Metrics ``<config_id>/<metric>_mean|_std`` and ``best/<metric>_mean|_std`` at step = the
+        aggregation's version (1, 2, ... on re-aggregation after a resume), so the latest value is
+        current. The best config's params go into tags ``best.<key>`` (tags, not params: MLflow params
+        are immutable and the best config may change when a resumed sweep re-aggregates), with
+        ``ipt.best_config_id``. ``artifacts`` (results.csv/.md/.png) are uploaded under their file names.
+        """
+        parent = self._require_parent()
+        runs = self._search(_tag_filter({"ipt.sweep_id": self.sweep_id, "ipt.kind": "aggregate"}),
+                            order_by=["attributes.start_time ASC"])
+        if runs:
+            run_id = runs[0].info.run_id
+            version = int(runs[0].data.tags.get("ipt.aggregate_version", 0)) + 1
+            stale_best = [k for k in runs[0].data.tags if k.startswith("best.")]
+        else:
+            run_id = self.client.create_run(self.experiment_id, run_name=f"{self.sweep_name}-aggregate", tags={
+                "mlflow.parentRunId": parent, "ipt.sweep_id": self.sweep_id, "ipt.kind": "aggregate"}).info.run_id
+            version, stale_best = 1, []
+        ts, m = _now_ms(), summary.metric
+        metrics: list[Metric] = []
+        for c in summary.configs:
+            if c.n_seeds:
+                metrics += [Metric(f"{c.config_id}/{m}_mean", c.mean, ts, version),
+                            Metric(f"{c.config_id}/{m}_std", c.std, ts, version)]
+        tags = {"ipt.aggregate_version": str(version), "ipt.metric": m, "ipt.mode": summary.mode,
+                "ipt.n_configs": str(len(summary.configs))}
+        best = summary.best
+        if best is not None:
+            metrics += [Metric(f"best/{m}_mean", best.mean, ts, version), Metric(f"best/{m}_std", best.std, ts, version),
+                        Metric("best/n_seeds", float(best.n_seeds), ts, version)]
+            tags["ipt.best_config_id"] = best.config_id
+            tags.update({f"best.{k}": v[:_MAX_TAG_VALUE] for k, v in _params(best.params).items()})
+        for key in stale_best:  # keys of an earlier best config that the current one lacks
+            if key not in tags:
+                self.client.delete_tag(run_id, key)
+        self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
+        for path in artifacts.values():
+            self.client.log_artifact(run_id, str(path))
+        self.client.log_dict(run_id, _summary_dict(summary), "summary.json")
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """Terminate the parent run (``FINISHED``, ``FAILED`` or ``KILLED``)."""
+        if self.parent_id is not None:
+            self.client.set_terminated(self.parent_id, status)
+
+    def flush(self) -> None:
+        """Nothing to flush: every call is synchronous."""
+
+
+def _summary_dict(summary: SweepSummary) -> dict[str, Any]:
+    nan = lambda x: None if not math.isfinite(x) else x  # noqa: E731 - JSON has no NaN
+    return json.loads(json.dumps({"metric": summary.metric, "mode": summary.mode,
+            "best": summary.best.config_id if summary.best else None,
+            "configs": [{"config_id": c.config_id, "trial_ids": c.trial_ids, "params": c.params,
+                         "values": {str(s): v for s, v in c.values.items()}, "mean": nan(c.mean), "std": nan(c.std),
+                         "n_seeds": c.n_seeds, "status": c.status, "best": c.best} for c in summary.configs]},
+                                 default=str))
+
+
+# ---------------------------------------------------------------- Tune callback
+
+
+class MlflowTrackingCallback(Callback):
+    """Forward Tune's trial events to a :class:`SweepTracker` on the driver.
+
+    ``max_epochs`` tells a trial that ran to the end (``completed``) from one a scheduler stopped
+    (``early_stopped``). ``metric`` is the sweep's metric, kept for callers that read it back.
+    """
+
+    def __init__(self, tracker: SweepTracker, seeds: Sequence[int], metric: str, max_epochs: int,
+                 config_id: Callable[[dict[str, Any]], str] = config_id, default_strategy: str = "") -> None:
+        self.tracker = tracker
+        self.seeds = list(seeds)
+        self.metric = metric
+        self.max_epochs = max_epochs
+        self.config_id = config_id
+        self.default_strategy = default_strategy
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        config = dict(trial.config)
+        self.tracker.log_result(trial.trial_id, self.config_id(config), config, result, self.seeds,
+                                strategy=str(config.get("method.strategy", self.default_strategy)))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        last = getattr(trial, "last_result", None) or {}
+        epoch = int(last.get("epoch", last.get("training_iteration", 0)))
+        self.tracker.end_trial(trial.trial_id, "completed" if epoch >= self.max_epochs else "early_stopped")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.tracker.end_trial(trial.trial_id, "failed")
+
+
+# ---------------------------------------------------------------- reading back
+
+
+def find_sweep_runs(uri: str, experiment: str, sweep: str) -> list[Run]:
+    """The child trial runs of sweep ``sweep`` (its id, or its parent run's name; the most recent sweep
+    of that name wins). This is all ``ipt-ray report SWEEP`` needs to rebuild the table."""
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise TrackingError(f"no MLflow experiment {experiment!r} at {uri}")
+
+    def search(filter_string: str, order_by: list[str] | None = None) -> list[Run]:
+        runs, token = [], None
+        while True:
+            page = client.search_runs([exp.experiment_id], filter_string, ViewType.ACTIVE_ONLY, max_results=1000,
+                                      order_by=order_by, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    newest = ["attributes.start_time DESC"]
+    parents = (search(_tag_filter({"ipt.kind": "parent", "ipt.sweep_id": sweep}), newest)
+               or search(f"{_tag_filter({'ipt.kind': 'parent'})} and attributes.run_name = {_q(sweep)}", newest))
+    if not parents:
+        raise TrackingError(f"no sweep {sweep!r} (sweep id or name) in experiment {experiment!r} at {uri}")
+    sweep_id = parents[0].data.tags["ipt.sweep_id"]
+    return search(_tag_filter({"ipt.sweep_id": sweep_id, "ipt.kind": "trial"}), ["attributes.start_time ASC"])

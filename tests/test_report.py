@@ -1,0 +1,244 @@
+"""Seed aggregation, best-config choice and the result tables/plot; read-back from MLflow runs."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ipt_ray.report import (
+    ConfigSummary,
+    SeedResult,
+    SweepSummary,
+    aggregate,
+    config_id,
+    plot,
+    read_csv,
+    render_console,
+    results_from_mlflow,
+    results_from_tune,
+    to_csv,
+    to_markdown,
+    write_artifacts,
+)
+
+
+def seeds(cid: str, values, status: str = "completed", params=None, trial: str | None = None) -> list[SeedResult]:
+    params = params if params is not None else {"method.prompt_length": len(cid), "train.lr": 0.01}
+    return [SeedResult(cid, trial or f"trial-{cid}", s, v, params, status) for s, v in enumerate(values)]
+
+
+def by_id(summary: SweepSummary) -> dict[str, ConfigSummary]:
+    return {c.config_id: c for c in summary.configs}
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def test_mean_and_sample_std():
+    summary = aggregate(seeds("a", [0.8, 0.9, 1.0]) + seeds("b", [0.7]), "accuracy", "max")
+    a, b = by_id(summary)["a"], by_id(summary)["b"]
+    assert a.mean == pytest.approx(0.9, abs=1e-15) and a.std == pytest.approx(0.1, abs=1e-15)
+    assert a.values == {0: 0.8, 1: 0.9, 2: 1.0} and a.n_seeds == 3 and a.trial_ids == ["trial-a"]
+    assert b.mean == 0.7 and b.std == 0.0 and b.n_seeds == 1  # one seed: std 0, not NaN
+    # independent of the order the seeds arrive in
+    again = by_id(aggregate(list(reversed(seeds("a", [0.8, 0.9, 1.0]))), "accuracy"))["a"]
+    assert (again.mean, again.std) == (a.mean, a.std)
+
+
+@pytest.mark.parametrize("mode, best, order", [("max", "hi", ["hi", "mid", "lo"]), ("min", "lo", ["lo", "mid", "hi"])])
+def test_best_by_mode_and_best_first(mode, best, order):
+    results = seeds("lo", [0.1, 0.2]) + seeds("hi", [0.8, 0.9]) + seeds("mid", [0.5, 0.5])
+    summary = aggregate(results, "loss" if mode == "min" else "accuracy", mode)
+    assert summary.best.config_id == best
+    assert [c.config_id for c in summary.configs] == order
+    assert [c.best for c in summary.configs] == [True, False, False]
+
+
+def test_tie_breaking_is_deterministic():
+    # equal means: lower std wins
+    s = aggregate(seeds("x", [0.6, 1.0]) + seeds("y", [0.7, 0.9]), "accuracy", "max")
+    assert s.best.config_id == "y"
+    # equal means and std: more seeds wins
+    s = aggregate(seeds("x", [0.8, 0.8]) + seeds("y", [0.8, 0.8, 0.8]), "accuracy", "max")
+    assert s.best.config_id == "y"
+    # all equal: smaller config id wins, in any input order
+    for results in (seeds("b", [0.8, 0.8]) + seeds("a", [0.8, 0.8]), seeds("a", [0.8, 0.8]) + seeds("b", [0.8, 0.8])):
+        s = aggregate(results, "accuracy", "max")
+        assert [c.config_id for c in s.configs] == ["a", "b"] and s.best.config_id == "a"
+    # the same order rules for mode min
+    s = aggregate(seeds("x", [0.2, 0.6]) + seeds("y", [0.3, 0.5]), "loss", "min")
+    assert s.best.config_id == "y"
+
+
+def test_failed_config_is_listed_but_never_best():
+    results = (seeds("failed", [0.99, 0.99], status="failed") + seeds("ok", [0.5, 0.6])
+               + seeds("never", [math.nan, math.nan], status="failed"))
+    summary = aggregate(results, "accuracy", "max")
+    assert summary.best.config_id == "ok"
+    assert [c.config_id for c in summary.configs] == ["ok", "failed", "never"]
+    failed = by_id(summary)["failed"]
+    assert failed.values == {} and failed.n_seeds == 0 and math.isnan(failed.mean) and not failed.best
+    assert failed.status == "failed"
+    # only failed configs: no best at all
+    assert aggregate(seeds("f", [0.9], status="failed"), "accuracy").best is None
+
+
+def test_early_stopped_config_is_eligible_through_its_values():
+    results = seeds("stopped", [0.9, 0.95], status="early_stopped") + seeds("done", [0.8, 0.85])
+    summary = aggregate(results, "accuracy", "max")
+    assert summary.best.config_id == "stopped" and summary.best.status == "early_stopped"
+    # a stopped seed without a value only counts the seeds that have one
+    part = aggregate([SeedResult("p", "t", 0, 0.7, {}, "early_stopped"),
+                      SeedResult("p", "t", 1, math.nan, {}, "early_stopped")], "accuracy")
+    assert part.best.n_seeds == 1 and part.best.values == {0: 0.7}
+
+
+def test_repeated_config_keeps_one_value_per_seed():
+    results = (seeds("c", [0.5, 0.5], status="failed", trial="t1") + seeds("c", [0.8, 0.9], trial="t2")
+               + seeds("c", [0.1, 0.1], status="early_stopped", trial="t0"))
+    c = aggregate(results, "accuracy").configs[0]
+    assert c.trial_ids == ["t0", "t1", "t2"]
+    assert c.values == {0: 0.8, 1: 0.9} and c.status == "completed"
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match="mode"):
+        aggregate([], "accuracy", "best")
+
+
+# ---------------------------------------------------------------- tables and files
+
+
+def sample_summary() -> SweepSummary:
+    p = lambda k, lr: {"method.prompt_length": k, "method.strategy": "random_ipt", "train.lr": lr}  # noqa: E731
+    return aggregate(seeds("aaaa1111", [0.80, 0.82, 0.84], params=p(8, 0.01))
+                     + seeds("bbbb2222", [0.70, 0.75, 0.80], params=p(16, 0.01))
+                     + seeds("cccc3333", [math.nan] * 3, status="failed", params=p(32, 0.1)), "accuracy", "max")
+
+
+def test_markdown_table():
+    md = to_markdown(sample_summary())
+    lines = md.strip().splitlines()
+    assert lines[0] == "| config | method.prompt_length | train.lr | seeds | accuracy mean ± std (%) | status |"
+    assert lines[1] == "|---|---|---|---|---|---|"
+    assert lines[2] == "| **★ aaaa1111** | **8** | **0.01** | **3** | **82.0 ± 2.0** | **completed** |"
+    assert lines[3] == "| bbbb2222 | 16 | 0.01 | 3 | 75.0 ± 5.0 | completed |"
+    assert lines[4] == "| cccc3333 | 32 | 0.1 | 0 | - | failed |"
+    assert "method.strategy" not in md  # the same for every config
+
+
+def test_markdown_shows_all_params_when_nothing_varies_and_loss_unscaled():
+    s = aggregate(seeds("only", [0.25, 0.35], params={"train.lr": 0.01}), "loss", "min")
+    assert to_markdown(s).splitlines()[:3] == [
+        "| config | train.lr | seeds | loss mean ± std | status |", "|---|---|---|---|---|",
+        "| **★ only** | **0.01** | **2** | **0.3 ± 0.07071** | **completed** |"]
+
+
+def test_console_table():
+    text = render_console(sample_summary())
+    lines = text.splitlines()
+    assert lines[0].split() == ["config", "method.prompt_length", "train.lr", "seeds", "accuracy", "mean", "±", "std",
+                                "(%)", "status"]
+    assert set(lines[1]) <= {"-", " "}
+    assert lines[2].startswith("★ aaaa1111") and "82.0 ± 2.0" in lines[2]
+    assert lines[3].startswith("  bbbb2222")
+    # columns line up: each row's status starts where the header's does
+    col = lines[0].index("status")
+    assert [line[col:].split()[0] for line in lines[2:]] == ["completed", "completed", "failed"]
+
+
+def test_csv_round_trip(tmp_path):
+    summary = sample_summary()
+    path = to_csv(summary, tmp_path / "results.csv")
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["config_id", "best", "status", "n_seeds", "accuracy_mean", "accuracy_std",
+                             "method.prompt_length", "method.strategy", "train.lr", "seed_0", "seed_1", "seed_2",
+                             "trial_ids"]
+    assert [r["best"] for r in rows] == ["1", "0", "0"]
+    assert float(rows[0]["accuracy_mean"]) == summary.configs[0].mean
+    assert float(rows[0]["seed_1"]) == 0.82 and rows[2]["seed_0"] == ""
+    back = read_csv(path)
+    assert back.metric == "accuracy" and back.best.config_id == "aaaa1111"
+    assert back.configs[:2] == summary.configs[:2]  # exact: floats, params with their types, seeds, flags
+    failed = back.configs[2]
+    assert (failed.config_id, failed.n_seeds, failed.values, failed.status, failed.params) == (
+        "cccc3333", 0, {}, "failed", summary.configs[2].params)
+    assert math.isnan(failed.mean) and math.isnan(failed.std)
+
+
+def test_plot_and_write_artifacts(tmp_path):
+    path = plot(sample_summary(), tmp_path / "p.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    files = write_artifacts(sample_summary(), tmp_path / "out")
+    assert {k: p.name for k, p in files.items()} == {"csv": "results.csv", "md": "results.md", "png": "results.png"}
+    assert all(p.stat().st_size > 0 for p in files.values())
+    assert files["md"].read_text(encoding="utf-8") == to_markdown(sample_summary())
+
+
+# ---------------------------------------------------------------- readers
+
+
+def test_results_from_tune_with_fake_result_grid():
+    cfg_a = {"method.prompt_length": 8, "train.lr": 0.01}
+    cfg_b = {"method.prompt_length": 16, "train.lr": 0.01}
+
+    def metrics(epoch, base, trial):
+        return {"epoch": epoch, "trial_id": trial, **{f"dev_accuracy/seed_{s}": base + s / 100 for s in (0, 1)},
+                "dev_accuracy_mean": base}
+
+    grid = [SimpleNamespace(metrics=metrics(3, 0.8, "a"), config=cfg_a, error=None, path="/r/a"),
+            SimpleNamespace(metrics=metrics(1, 0.6, "b"), config=cfg_b, error=None, path="/r/b"),
+            SimpleNamespace(metrics=metrics(2, 0.9, "c"), config={"train.lr": 1.0}, error=RuntimeError("oom"),
+                            path="/r/c"),
+            SimpleNamespace(metrics={}, config={"train.lr": 2.0}, error=None, path="/r/trial_d")]
+    results = results_from_tune(grid, "accuracy", seeds=[0, 1], max_epochs=3)
+    assert len(results) == 8
+    first = results[0]
+    assert first == SeedResult(config_id(cfg_a), "a", 0, 0.8, cfg_a, "completed")
+    assert [r.status for r in results[::2]] == ["completed", "early_stopped", "failed", "failed"]
+    assert results[7].trial_id == "trial_d" and math.isnan(results[7].value)
+    summary = aggregate(results, "accuracy")
+    assert summary.best.config_id == config_id(cfg_a)
+    assert summary.best.values == {0: 0.8, 1: 0.81}
+    # "dev_accuracy" names the same metric
+    assert results_from_tune(grid[:1], "dev_accuracy", seeds=[1])[0].value == 0.81
+
+
+def test_results_from_mlflow_equals_the_fed_values(tmp_path, monkeypatch):
+    from ipt_ray.tracking import SweepTracker, find_sweep_runs
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SweepTracker(uri, "ipt-report", "sweep-7", "report-test")
+    tracker.start_parent("{}", {}, "v0", {})
+    configs = {"t0": {"method.prompt_length": 8, "method.strategy": "random_ipt", "train.lr": 0.01},
+               "t1": {"method.prompt_length": 16, "method.strategy": "random_ipt", "train.lr": 0.003}}
+    fed: dict[tuple[str, int], float] = {}
+    for epoch in (1, 2):
+        for i, (trial, params) in enumerate(configs.items()):
+            result = {"epoch": epoch}
+            for s in (0, 1, 2):
+                result[f"dev_accuracy/seed_{s}"] = fed[(trial, s)] = 0.6 + 0.1 * i + 0.01 * s + 0.05 * epoch
+            tracker.log_result(trial, config_id(params), params, result, [0, 1, 2], "random_ipt")
+    tracker.end_trial("t0", "completed")
+    tracker.end_trial("t1", "early_stopped")
+
+    results = results_from_mlflow(find_sweep_runs(uri, "ipt-report", "report-test"), "accuracy")
+    assert sorted((r.trial_id, r.seed, r.value) for r in results) == sorted((t, s, v) for (t, s), v in fed.items())
+    for r in results:
+        assert r.config_id == config_id(configs[r.trial_id])
+        assert r.params == configs[r.trial_id]  # types restored: int, float, str
+        assert r.status == {"t0": "completed", "t1": "early_stopped"}[r.trial_id]
+    summary = aggregate(results, "accuracy")
+    from_tune = aggregate([SeedResult(config_id(configs[t]), t, s, v, configs[t], "completed")
+                           for (t, s), v in fed.items()], "accuracy")
+    assert [(c.config_id, c.mean, c.std, c.values) for c in summary.configs] == [
+        (c.config_id, c.mean, c.std, c.values) for c in from_tune.configs]
+    assert not (Path(os.getcwd()) / "mlruns").exists()

@@ -1,0 +1,167 @@
+"""The main job: Tune trials over configs, seeds trained together, MLflow counted exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from ipt_ray.cli import main
+from ipt_ray.config import load_config
+from ipt_ray.sweep import run_sweep
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def sweep_yaml(tmp_path, backbone, *, epochs=2, seeds=(0, 1), num_samples=2, cluster=None, train_samples=24,
+               extra_sweep=None, name="tiny.yaml"):
+    data = {
+        "task": {"name": "cb", "max_train_samples": train_samples, "max_eval_samples": 20, "max_length": 64},
+        "backbone": {"name": str(backbone)},
+        "method": {"strategy": "random_ipt", "prompt_length": 4},
+        "train": {"epochs": epochs, "batch_size": 8, "seeds": list(seeds), "output_dir": str(tmp_path / "runs")},
+        "sweep": {"num_samples": num_samples, "max_concurrent_trials": 1, "search_space": {
+            "method.strategy": {"type": "choice", "values": ["prompt_tuning", "random_ipt", "encoder_ipt"]},
+            "train.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2},
+        }, **(extra_sweep or {})},
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "tiny"},
+        "cluster": cluster or {"num_workers": 0},
+    }
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def runs_by_kind(tmp_path, experiment="tiny"):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    kinds = Counter(r.data.tags.get("ipt.kind") for r in runs)
+    return client, runs, kinds
+
+
+def assert_exact_history(client, runs, epochs):
+    for run in runs:
+        if run.data.tags.get("ipt.kind") != "trial":
+            continue
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "dev_accuracy")]
+        assert steps == list(range(1, epochs + 1)), (run.info.run_name, steps)
+
+
+def test_sweep_logs_one_parent_one_child_per_config_seed_and_one_aggregate(tiny_bert, tmp_path, capsys):
+    path = sweep_yaml(tmp_path, tiny_bert)
+    out = run_sweep(load_config(path), path)
+    client, runs, kinds = runs_by_kind(tmp_path)
+    assert kinds == {"parent": 1, "trial": 4, "aggregate": 1}
+    assert_exact_history(client, runs, epochs=2)
+    children = [r for r in runs if r.data.tags.get("ipt.kind") == "trial"]
+    parent = next(r for r in runs if r.data.tags.get("ipt.kind") == "parent")
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert Counter(r.data.tags["ipt.seed"] for r in children) == {"0": 2, "1": 2}
+    assert all(r.data.tags["ipt.status"] == "completed" and r.info.status == "FINISHED" for r in children)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "experiment.yaml" in artifacts
+    summary = out["summary"]
+    assert len(summary.configs) == 2 and sum(c.best for c in summary.configs) == 1
+    printed = capsys.readouterr().out
+    assert "★" in printed and "mlflow ui --backend-store-uri sqlite:///" in printed
+    # `ipt-ray report` rebuilds the same table from MLflow alone
+    assert main(["report", out["name"], "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                 "--experiment", "tiny"]) == 0
+    rebuilt = capsys.readouterr().out
+    for config in summary.configs:
+        assert config.config_id in rebuilt
+    # the trial's seed values reached MLflow exactly
+    for config in summary.configs:
+        for seed, value in config.values.items():
+            run = next(r for r in children if r.data.tags["ipt.config_id"] == config.config_id
+                       and r.data.tags["ipt.seed"] == str(seed))
+            assert run.data.metrics["dev_accuracy"] == pytest.approx(value)
+
+
+def test_unreachable_mlflow_server_fails_before_any_trial(tiny_bert, tmp_path):
+    from ipt_ray.tracking import TrackingError
+
+    path = sweep_yaml(tmp_path, tiny_bert)
+    cfg = load_config(path, ["tracking.uri=http://127.0.0.1:9"])
+    with pytest.raises(TrackingError, match="127.0.0.1:9"):
+        run_sweep(cfg, path)
+    assert not (tmp_path / "runs" / "sweeps").exists()
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_with_exact_mlflow_counts(tiny_bert, tmp_path):
+    path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=3, train_samples=160)
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    cmd = [sys.executable, "-m", "ipt_ray.cli", "sweep", str(path)]
+    driver = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = tmp_path / "mlflow.db"
+
+    def some_epoch_logged():
+        if not db.exists():
+            return False
+        try:
+            _, runs, _ = runs_by_kind(tmp_path)
+        except Exception:
+            return False
+        states = list((tmp_path / "runs" / "sweeps").glob("*/experiment_state-*.json"))
+        return bool(states) and any(int(r.data.tags.get("ipt.last_epoch", 0)) >= 1 for r in runs)
+
+    try:
+        _wait_for(some_epoch_logged, 180, "the first logged epoch")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        driver.wait()
+    _, runs_before, _ = runs_by_kind(tmp_path)
+    assert not any(r.data.tags.get("ipt.kind") == "aggregate" for r in runs_before)
+
+    out = run_sweep(load_config(path), path, resume=True)
+    client, runs, kinds = runs_by_kind(tmp_path)
+    assert kinds == {"parent": 1, "trial": 6, "aggregate": 1}
+    assert_exact_history(client, runs, epochs=3)
+    assert len(out["summary"].configs) == 3
+    assert all(r.info.status == "FINISHED" for r in runs if r.data.tags.get("ipt.kind") == "trial")
+
+
+@pytest.mark.slow
+def test_train_worker_failure_is_retried_from_its_checkpoint(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("IPT_RAY_FAIL_AFTER_EPOCH", "1")
+    monkeypatch.setenv("IPT_RAY_FAIL_MARKER", str(tmp_path / "failed-once"))
+    path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=1,
+                      cluster={"num_workers": 1, "cpus_per_worker": 1, "max_failures": 2})
+    run_sweep(load_config(path), path)
+    assert (tmp_path / "failed-once").exists()
+    client, runs, kinds = runs_by_kind(tmp_path)
+    assert kinds == {"parent": 1, "trial": 2, "aggregate": 1}
+    assert_exact_history(client, runs, epochs=3)
+    child = next(r for r in runs if r.data.tags.get("ipt.kind") == "trial")
+    history = client.get_metric_history(child.info.run_id, "resumed_from_epoch")
+    assert [m.value for m in history][-1] >= 1, "training restarted from scratch instead of the checkpoint"
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_workers(tiny_bert, tmp_path):
+    path = sweep_yaml(tmp_path, tiny_bert, epochs=2, num_samples=1,
+                      cluster={"num_workers": 2, "cpus_per_worker": 1})
+    out = run_sweep(load_config(path), path)
+    client, runs, kinds = runs_by_kind(tmp_path)
+    assert kinds == {"parent": 1, "trial": 2, "aggregate": 1}
+    assert out["summary"].configs[0].n_seeds == 2
