@@ -23,7 +23,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 quickstart: install
-	$(BIN)/ipt-ray train experiments/quickstart.yaml
+	$(BIN)/ipt-ray sweep experiments/quickstart.yaml
 
 clean:
 	rm -rf $(VENV) mlruns mlflow.db runs .pytest_cache

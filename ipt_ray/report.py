@@ -132,6 +132,13 @@ def param_str(value: Any) -> str:
     return str(value)
 
 
+def display_str(value: Any) -> str:
+    """A param value for tables: floats to 4 significant digits (``0.01014``), the rest as ``param_str``."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return param_str(value)
+
+
 # ---------------------------------------------------------------- aggregation
 
 
@@ -299,7 +306,7 @@ def _rows(summary: SweepSummary) -> tuple[list[str], list[list[str]]]:
     pct = _is_fraction(summary)
     keys = _param_columns(summary)
     header = ["config", *keys, "seeds", f"{summary.metric} mean ± std" + (" (%)" if pct else ""), "status"]
-    rows = [[c.config_id, *(param_str(c.params.get(k, "")) for k in keys), str(c.n_seeds),
+    rows = [[c.config_id, *(display_str(c.params.get(k, "")) for k in keys), str(c.n_seeds),
              _fmt_mean_std(c, pct), c.status] for c in summary.configs]
     return header, rows
 
@@ -350,7 +357,7 @@ def to_csv(summary: SweepSummary, path: str | Path) -> Path:
         w.writerow(header)
         for c in summary.configs:
             w.writerow([c.config_id, int(c.best), c.status, c.n_seeds, repr(c.mean), repr(c.std),
-                        *(param_str(c.params[k]) if k in c.params else "" for k in keys),
+                        *(display_str(c.params[k]) if k in c.params else "" for k in keys),
                         *(repr(c.values[s]) if s in c.values else "" for s in seeds),
                         ";".join(c.trial_ids)])
     return path

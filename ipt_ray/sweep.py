@@ -252,6 +252,8 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     from ipt_ray.tracking import MlflowTrackingCallback, SweepTracker, check_reachable, config_id, resolve_tracking_uri
 
     config_path = Path(config_path)
+    # num_to_keep=1 forces a state snapshot per checkpoint; that is intended, so silence Tune's warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not cfg.sweep.search_space:
         raise ValueError("sweep.search_space is empty: nothing to sweep (use `ipt-ray train` for one config)")
     uri = resolve_tracking_uri(cfg.tracking.uri)
@@ -274,6 +276,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
                                       default_strategy=cfg.method.strategy)
 
     handle = connect_ray(cfg)
+    searcher = None
     started = time.perf_counter()
     try:
         trainable = tune.with_resources(
@@ -291,12 +294,13 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
             (sweep_dir / SWEEP_FILE).write_text(json.dumps({"name": name, "sweep_id": sweep_id, "tracking_uri": uri,
                                                             "config": str(config_path.resolve())}))
             grid = cfg.sweep.searcher == "grid"
+            searcher = make_searcher(cfg, target, max_epochs)
             tuner = tune.Tuner(
                 trainable,
                 param_space=grid_space(cfg.sweep.search_space) if grid else to_tune_space(cfg.sweep.search_space),
                 tune_config=tune.TuneConfig(
                     metric=target, mode=cfg.sweep.mode,
-                    search_alg=make_searcher(cfg, target, max_epochs),
+                    search_alg=searcher,
                     scheduler=make_scheduler(cfg, max_epochs),
                     num_samples=1 if grid else cfg.sweep.num_samples,
                     max_concurrent_trials=max_concurrent(cfg),
@@ -315,6 +319,9 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
         summary = report.aggregate(results, metric, cfg.sweep.mode)
         artifacts = report.write_artifacts(summary, sweep_dir / "report")
         tracker.log_aggregate(summary, artifacts)
+        optuna_states = _optuna_states(searcher)
+        if optuna_states:
+            tracker.tag_parent({f"ipt.optuna.{state.lower()}": str(n) for state, n in optuna_states.items()})
         tracker.finish()
     finally:
         if handle.started_local:
@@ -330,4 +337,14 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     out(f"results: {artifacts.get('md', sweep_dir)}")
     out(f"MLflow UI: mlflow ui --backend-store-uri {uri}" if not uri.startswith("http") else f"MLflow UI: {uri}")
     return {"name": name, "sweep_id": sweep_id, "summary": summary, "wall_time_s": wall, "trial_time_s": trial_time,
-            "tracking_uri": uri, "sweep_dir": str(sweep_dir)}
+            "tracking_uri": uri, "sweep_dir": str(sweep_dir), "optuna_states": optuna_states}
+
+
+def _optuna_states(searcher: Any) -> dict[str, int]:
+    """How Optuna saw the trials (COMPLETE / PRUNED / FAIL), for the parent run and the tests."""
+    study = getattr(searcher, "_ot_study", None)
+    if study is None:
+        return {}
+    from collections import Counter
+
+    return dict(Counter(t.state.name for t in study.trials))

@@ -47,7 +47,7 @@ __all__ = [
 #: Trial end states and the MLflow run status each maps to.
 TRIAL_END_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "failed": "FAILED"}
 #: Result keys shared by all seeds of a trial that every child run also gets.
-SHARED_METRICS = ("epoch_time_s", "trainable_params", "trainable_pct", "resumed_from_epoch")
+SHARED_METRICS = ("epoch_time_s", "trainable_params", "trainable_pct", "resumed_from_epoch", "world_size")
 
 _SEED_KEY = re.compile(r"^(?P<name>.+)/seed_(?P<seed>-?\d+)$")
 _BARE_SERVER_URIS = ("databricks", "databricks-uc", "uc")  # scheme-less URIs MLflow treats as servers
@@ -430,6 +430,11 @@ class SweepTracker:
         self.client.log_dict(run_id, _summary_dict(summary), "summary.json")
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
+
+    def tag_parent(self, tags: dict[str, str]) -> None:
+        """Sweep-level facts known only at the end (e.g. how Optuna classed the trials)."""
+        if self.parent_id is not None:
+            self.client.log_batch(self.parent_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def finish(self, status: str = "FINISHED") -> None:
         """Terminate the parent run (``FINISHED``, ``FAILED`` or ``KILLED``)."""

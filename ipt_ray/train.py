@@ -259,7 +259,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
             continue
         ctx = build_context(cfg.method, backbone, spec.num_labels, spec.label_words, seen)
         adapters = [build_adapter(ctx, backbone, s) for s in group_seeds]
-        params = parameter_report(adapters[0], backbone)
+        params = {**parameter_report(adapters[0], backbone), "world_size": runtime.world_size}
         group = SeedGroup(backbone, adapters, group_seeds).to(runtime.device)
         optimizers = [
             torch.optim.AdamW([p for p in a.parameters() if p.requires_grad], lr=cfg.train.lr,

@@ -165,3 +165,25 @@ def test_ddp_with_two_cpu_workers(tiny_bert, tmp_path):
     client, runs, kinds = runs_by_kind(tmp_path)
     assert kinds == {"parent": 1, "trial": 2, "aggregate": 1}
     assert out["summary"].configs[0].n_seeds == 2
+    child = next(r for r in runs if r.data.tags.get("ipt.kind") == "trial")
+    assert child.data.metrics["world_size"] == 2  # both workers joined one DDP group
+
+
+@pytest.mark.slow
+def test_asha_stops_trials_on_the_seed_mean_and_marks_them_everywhere(tiny_bert, tmp_path):
+    path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=4,
+                      extra_sweep={"scheduler": "asha", "grace_period": 1, "max_concurrent_trials": 2})
+    out = run_sweep(load_config(path), path)
+    client, runs, kinds = runs_by_kind(tmp_path)
+    children = [r for r in runs if r.data.tags.get("ipt.kind") == "trial"]
+    statuses = Counter(r.data.tags["ipt.status"] for r in children)
+    assert kinds == {"parent": 1, "trial": 8, "aggregate": 1}
+    assert statuses["early_stopped"] >= 2 and statuses["early_stopped"] % 2 == 0  # both seeds of a config
+    for run in children:  # a stopped config logged only the epochs it trained, each once
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "dev_accuracy")]
+        assert steps == list(range(1, len(steps) + 1))
+        assert (len(steps) < 3) == (run.data.tags["ipt.status"] == "early_stopped")
+    assert out["optuna_states"].get("PRUNED", 0) == statuses["early_stopped"] // 2
+    assert out["optuna_states"].get("COMPLETE", 0) == statuses["completed"] // 2
+    parent = next(r for r in runs if r.data.tags.get("ipt.kind") == "parent")
+    assert parent.data.tags["ipt.optuna.pruned"] == str(statuses["early_stopped"] // 2)
