@@ -77,6 +77,64 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate_cluster(args: argparse.Namespace) -> int:
+    from ipt_ray.clusters import validate_cluster_file
+
+    failed = False
+    for path in args.files:
+        problems = validate_cluster_file(path)
+        if problems:
+            failed = True
+            print(f"error: {path}: {len(problems)} problem(s)", file=sys.stderr)
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
+        else:
+            print(f"{path}: valid")
+    return 2 if failed else 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from ipt_ray.pretrain import run_pretrain
+    from ipt_ray.tracking import TrackingError
+
+    cfg = load_config(args.config, args.set)
+    try:
+        result = run_pretrain(cfg, base_dir=Path(args.config).resolve().parent, track=not args.no_tracking)
+    except TrackingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "checkpoint": str(result.checkpoint), "heldout_accuracy": result.heldout_accuracy,
+            "wall_time_s": result.wall_time_s, "mlflow_run_id": result.run_id, "history": result.history,
+            "category_counts": result.category_counts}, indent=2))
+    return 0
+
+
+def cmd_interpret(args: argparse.Namespace) -> int:
+    from ipt_ray.interpret import format_nearest, load_projection_data, nearest_tokens, projection_plot
+    from ipt_ray.model import load_adapter
+
+    if not args.text and not args.project:
+        print("error: give --text TEXT (nearest tokens) and/or --project SOURCE --out FILE.png", file=sys.stderr)
+        return 2
+    config, adapter, backbone, _ = load_adapter(args.adapter)
+    max_length = config.task.max_length
+    m = config.method
+    print(f"adapter {args.adapter}: {config.task.name} | {config.backbone.name} | {m.strategy} ({m.injection}, "
+          f"k={m.prompt_length})")
+    if args.text:
+        text = (args.text, args.text_pair) if args.text_pair else args.text
+        print(format_nearest(nearest_tokens(adapter, backbone, text, args.top_k, max_length=max_length)))
+    if args.project:
+        texts, labels = load_projection_data(args.project, args.max_rows, args.data_dir, args.split)
+        proj = projection_plot(adapter, backbone, texts, labels, args.out, max_length=max_length,
+                               title=f"{m.strategy} on {config.task.name}: {args.project}")
+        print(f"projection of {len(texts)} texts written to {proj.path} (silhouette by label: sentences "
+              f"{proj.silhouette['sentence']:.3f}, prompts {proj.silhouette['prompt']:.3f})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipt-ray", description="Instance-wise Prompt Tuning experiments on Ray")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +169,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["max", "min"], default="max")
     p.add_argument("--out", help="also write results.csv / results.md / results.png here")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("validate-cluster",
+                       help="check Ray cluster launcher YAMLs / KubeRay RayJobs offline (schema, trial_slot, auth, secrets)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="e.g. clusters/aws-gpu.yaml clusters/kuberay-rayjob.yaml")
+    p.set_defaults(func=cmd_validate_cluster)
+    p = sub.add_parser("pretrain", help="category pretraining: TextCNN over the backbone's tokens -> prompt-table "
+                                        "checkpoint for method.table_init (Pretrained / Encoder IPT)")
+    with_config(p)
+    p.add_argument("--no-tracking", action="store_true", help="do not log an MLflow run")
+    p.add_argument("--json", help="also write the result (accuracy, checkpoint, history) to this JSON file")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("interpret", help="nearest vocabulary tokens of an instance's prompts; 2-D projection plot")
+    p.add_argument("adapter", help="a saved adapter folder (runs/<name>/seed_<s>)")
+    p.add_argument("--text", help="input whose prompt vectors to explain")
+    p.add_argument("--text-pair", help="second segment, for pair tasks (premise / hypothesis ...)")
+    p.add_argument("--top-k", type=int, default=5, help="nearest tokens per prompt vector (default 5)")
+    p.add_argument("--project", metavar="SOURCE",
+                   help="FILE.jsonl (text, label), 'knowledge_cat' or a task name: plot sentence vs prompt PCA")
+    p.add_argument("--out", default="projection.png", help="PNG path for --project (default projection.png)")
+    p.add_argument("--max-rows", type=int, default=300, help="texts drawn for --project (default 300)")
+    p.add_argument("--data-dir", help="data folder for --project (default: vendored copy / hub)")
+    p.add_argument("--split", default="validation", help="task split for --project (default validation)")
+    p.set_defaults(func=cmd_interpret)
     return parser
 
 

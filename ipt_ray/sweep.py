@@ -174,7 +174,8 @@ def connect_ray(cfg: ExperimentConfig) -> RayHandle:
     cpus = os.cpu_count() or 1
     per_trial = max(1.0, cfg.cluster.num_workers * cfg.cluster.cpus_per_worker)
     slots = max(1, int(cpus // per_trial))
-    ray.init(num_cpus=cpus, resources={TRIAL_SLOT: slots}, include_dashboard=False, runtime_env=runtime_env,
+    # address="local": a private Ray for this sweep, never a `ray start` cluster that happens to run here
+    ray.init(address="local", num_cpus=cpus, resources={TRIAL_SLOT: slots}, include_dashboard=False, runtime_env=runtime_env,
              log_to_driver=True, configure_logging=True, logging_level="WARNING")
     return RayHandle(True, "local")
 
