@@ -175,7 +175,7 @@ def connect_ray(cfg: ExperimentConfig) -> RayHandle:
     per_trial = max(1.0, cfg.cluster.num_workers * cfg.cluster.cpus_per_worker)
     slots = max(1, int(cpus // per_trial))
     # address="local": a private Ray for this sweep, never a `ray start` cluster that happens to run here
-    ray.init(address="local", num_cpus=cpus, resources={TRIAL_SLOT: slots}, include_dashboard=False, runtime_env=runtime_env,
+    ray.init(address="local", num_cpus=cpus, resources={TRIAL_SLOT: slots}, runtime_env=runtime_env,
              log_to_driver=True, configure_logging=True, logging_level="WARNING")
     return RayHandle(True, "local")
 
@@ -199,9 +199,12 @@ def max_concurrent(cfg: ExperimentConfig) -> int:
             f"the Ray cluster declares no '{TRIAL_SLOT}' resource; start its nodes with "
             f"--resources='{{\"{TRIAL_SLOT}\": N}}' (see clusters/) or set cluster.num_workers: 0"
         )
+    slots = int(total[TRIAL_SLOT])
     per_trial = cfg.cluster.num_workers * (cfg.cluster.gpus_per_worker if cfg.cluster.use_gpu else cfg.cluster.cpus_per_worker)
-    capacity = total.get("GPU" if cfg.cluster.use_gpu else "CPU", 1)
-    return max(1, min(int(total[TRIAL_SLOT]), int(capacity // per_trial)))
+    capacity = total.get("GPU" if cfg.cluster.use_gpu else "CPU", 0.0)
+    if capacity < per_trial:  # autoscaling from zero workers: the slots declared on the head set the pace
+        return max(1, slots)
+    return max(1, min(slots, int(capacity // per_trial)))
 
 
 # ---------------------------------------------------------------- the sweep

@@ -148,8 +148,8 @@ def check_reachable(uri: str, timeout_s: int = 5) -> None:
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as e:  # noqa: BLE001 - any failure means the server is unusable
         raise TrackingError(
-            f"MLflow tracking server {uri} is not reachable: {e}. Start it (e.g. `mlflow server --host 0.0.0.0 "
-            f"--port 5000` on the head node) or point tracking.uri / MLFLOW_TRACKING_URI elsewhere."
+            f"MLflow tracking server {uri} is not reachable: {e}. Start it (e.g. `mlflow server --host 127.0.0.1 "
+            f"--port 5000` on the head node, reached through a tunnel) or point tracking.uri / MLFLOW_TRACKING_URI elsewhere."
         ) from e
 
 

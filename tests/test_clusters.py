@@ -94,7 +94,7 @@ def _set(*path: Any, value: Any) -> Callable[[dict[str, Any]], None]:
      ["worker_start_ray_commands[1]:", "RAY_AUTH_MODE=token"]),
     ("aws-gpu.yaml", lambda d: d["file_mounts"].pop("~/.ray/auth_token"), ["file_mounts:", "no token reaches the nodes"]),
     ("aws-gpu.yaml", lambda d: d["head_setup_commands"].append("export MLFLOW_TRACKING_PASSWORD=hunter2hunter2"),
-     ["head_setup_commands[2]: MLFLOW_TRACKING_PASSWORD is set to a literal value"]),
+     ["head_setup_commands[", "]: MLFLOW_TRACKING_PASSWORD is set to a literal value"]),
     ("gcp-gpu.yaml", _set("provider", "aws_access_key_id", value="AKIAIOSFODNN7EXAMPLE"),
      ["provider.aws_access_key_id: contains an AWS access key id"]),
     ("aws-gpu.yaml", _set("metadata", value={"mlflow_password": "hunter2hunter2"}),
