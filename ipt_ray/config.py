@@ -243,10 +243,11 @@ class PretrainConfig(_Strict):
         default_factory=lambda: [PretrainSource(kind="knowledge_cat")], min_length=1)
     manifest: str | None = Field(None, description="category manifest YAML; default the packaged "
                                                    "ipt_ray/data/categories.yaml")
-    epochs: int = Field(8, ge=1)
+    epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0.0, le=10.0, description="Adam learning rate of the classifier")
-    embedding_lr: float | None = Field(None, gt=0.0, le=10.0, description="of the table; default lr")
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="Adam learning rate of the convolutions and output layer")
+    embedding_lr: float = Field(1e-4, gt=0.0, le=10.0, description="Adam learning rate of the table (small: the "
+                                                                  "rows stay near the backbone's embeddings)")
     max_length: int = Field(128, ge=8, le=4096, description="content tokens per text")
     channels: int = Field(100, ge=1, description="filters per kernel size (3, 4, 5)")
     dropout: float = Field(0.5, ge=0.0, lt=1.0)

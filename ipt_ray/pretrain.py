@@ -357,7 +357,7 @@ def train_classifier(
     model = CategoryClassifier(table, num_classes, cfg.channels, cfg.dropout)
     rest = [p for n, p in model.named_parameters() if not n.startswith("embedding.")]
     optimizer = torch.optim.Adam([
-        {"params": [model.embedding.weight], "lr": cfg.embedding_lr or cfg.lr},
+        {"params": [model.embedding.weight], "lr": cfg.embedding_lr},
         {"params": rest, "lr": cfg.lr},
     ])
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -414,12 +414,22 @@ class _Tracker:
 
         check_reachable(uri)
         self.client = MlflowClient(tracking_uri=uri)
+        from mlflow.exceptions import MlflowException
+
+        from ipt_ray.tracking import TrackingError
+
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
             location = None
             if uri.startswith("sqlite:////"):  # artifacts beside a local database, as the sweeps do
                 location = (Path(uri[len("sqlite:///"):].partition("?")[0]).parent / "mlartifacts").as_uri()
-            exp_id = self.client.create_experiment(experiment, artifact_location=location)
+            try:
+                exp_id = self.client.create_experiment(experiment, artifact_location=location)
+            except MlflowException:  # created meanwhile by another process
+                exp_id = self.client.get_experiment_by_name(experiment).experiment_id
+        elif exp.lifecycle_stage != "active":
+            raise TrackingError(f"MLflow experiment {experiment!r} at {uri} is deleted; restore it or set "
+                                "tracking.experiment to another name")
         else:
             exp_id = exp.experiment_id
         self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
@@ -436,9 +446,6 @@ class _Tracker:
 
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
-
-    def tag(self, key: str, value: str) -> None:
-        self.client.set_tag(self.run_id, key, value)
 
     def artifacts(self, files: dict[str, str]) -> None:
         with tempfile.TemporaryDirectory() as tmp:

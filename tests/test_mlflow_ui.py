@@ -172,7 +172,8 @@ def test_trial_runs_by_config_and_seed_in_the_mlflow_ui(sweep_store, browser, tm
         # default columns off (room for ours), then the metric and the two tags on
         _toggle_columns(browser, ["Dataset", "Source", "Models", "dev_accuracy", "ipt.config_id", "ipt.seed"])
         # the filter matches the trial runs; MLflow shows them under their (collapsed) sweep parent
-        _click(browser, css="[data-component-id*='runnamecellrenderer'] , button[aria-label*='xpand']")
+        if not all(name in _body(browser) for name in names):
+            _click(browser, css="[data-component-id*='runnamecellrenderer'], button[aria-label*='xpand']")
         _wait_text(browser, [*names, "ipt.config_id", "ipt.seed", "dev_accuracy"])
         body = _body(browser)
         for cid in config_ids:  # two run names and two ipt.config_id cells per config
@@ -195,4 +196,5 @@ def test_trial_runs_by_config_and_seed_in_the_mlflow_ui(sweep_store, browser, tm
         for run in trials:  # every run's final dev_accuracy is on the page
             value = run.data.metrics["dev_accuracy"]
             assert f"{round(value, 3):g}" in body, (run.info.run_name, value)
+        browser.execute_script("document.querySelectorAll('*').forEach(e => { if (e.scrollLeft) e.scrollLeft = 0; });")
         _save(browser, tmp_path, "mlflow-compare.png")

@@ -187,7 +187,7 @@ def test_pretrain_cli_trains_tracks_and_writes_a_loadable_checkpoint(tiny_bert, 
     exp.write_text(yaml.safe_dump({
         "backbone": {"name": str(tiny_bert)},
         "pretrain": {"sources": [{"kind": "knowledge_cat", "data_dir": "kc"}],  # relative to the YAML
-                     "epochs": 6, "batch_size": 8, "lr": 0.01, "channels": 8, "dropout": 0.1,
+                     "epochs": 6, "batch_size": 8, "lr": 0.01, "embedding_lr": 0.01, "channels": 8, "dropout": 0.1,
                      "output": str(tmp_path / "out" / "table.pt")},
         "tracking": {"uri": uri, "experiment": "pretrain-test"},
     }))
