@@ -169,12 +169,24 @@ class SweepConfig(_Strict):
     @field_validator("search_space")
     @classmethod
     def _known_keys(cls, v: dict[str, ParamSpace]) -> dict[str, ParamSpace]:
-        for key in v:
+        for key, dim in v.items():
             section, _, field = key.partition(".")
             model = _SECTIONS.get(section)
+            if model is not None and not field:
+                # A whole section as one dimension: each choice is a partial section (a method variant
+                # such as {strategy: random_ipt, injection: prefix}); merged over the base config.
+                if dim.type != "choice" or not all(isinstance(x, dict) for x in dim.values or []):
+                    raise ValueError(f"search key {key!r} names a section: use type 'choice' with mappings as values")
+                for value in dim.values or []:
+                    unknown = [k for k in value if k not in model.model_fields]
+                    if unknown:
+                        raise ValueError(f"search key {key!r}: unknown field(s) {unknown} "
+                                         f"(allowed: {', '.join(model.model_fields)})")
+                continue
             if model is None or field not in model.model_fields:
                 allowed = ", ".join(f"{s}.<field>" for s in ("method", "train", "task"))
-                raise ValueError(f"unknown search key {key!r} (allowed: {allowed}, fields of those sections)")
+                raise ValueError(f"unknown search key {key!r} (allowed: {allowed}, fields of those sections, "
+                                 "or a section name with mappings as choices)")
         return v
 
 
@@ -295,7 +307,10 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         node = node.setdefault(part, {})  # an unknown section is reported by validation, with the allowed ones
         if not isinstance(node, dict):
             raise ConfigError(f"{key}: {part!r} is a value, not a section")
-    node[parts[-1]] = value
+    if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+        node[parts[-1]] = {**node[parts[-1]], **value}  # a partial section overrides only its own fields
+    else:
+        node[parts[-1]] = value
 
 
 def _format_error(err: ValidationError, source: str) -> str:

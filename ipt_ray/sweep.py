@@ -36,7 +36,7 @@ def to_tune_space(space: dict[str, ParamSpace]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, dim in space.items():
         if dim.type == "choice":
-            out[key] = tune.choice(list(dim.values or []))
+            out[key] = tune.choice([encode_choice(v) for v in dim.values or []])
         elif dim.type == "int":
             step = dim.step or 1
             # qrandint's upper bound is inclusive, like the YAML's
@@ -55,11 +55,28 @@ def grid_space(space: dict[str, ParamSpace]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, dim in space.items():
         if dim.type == "choice":
-            out[key] = tune.grid_search(list(dim.values or []))
+            out[key] = tune.grid_search([encode_choice(v) for v in dim.values or []])
         elif dim.type == "int":
             out[key] = tune.grid_search(list(range(int(dim.low), int(dim.high) + 1, dim.step or 1)))
         else:
             raise ValueError(f"sweep.search_space.{key}: searcher 'grid' needs choice or int dimensions, not {dim.type!r}")
+    return out
+
+
+def encode_choice(value: Any) -> Any:
+    """Optuna's categorical values must be scalars: mappings and lists travel as JSON text."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def decode_params(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, str) and value[:1] in "{[":
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        out[key] = value
     return out
 
 
@@ -75,7 +92,7 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str) -> Non
     """The Tune function trainable: ``params`` are the sampled dotted overrides of ``base``."""
     from ray import tune
 
-    cfg = validate_config(base).with_overrides(params)
+    cfg = validate_config(base).with_overrides(decode_params(params))
     metric = cfg.sweep.metric
     trial_id = tune.get_context().get_trial_id()
     # Adapters go to the sweep's storage, not the trial dir that Tune syncs while we write.
@@ -167,10 +184,11 @@ def connect_ray(cfg: ExperimentConfig) -> RayHandle:
     if ray.is_initialized():
         return RayHandle(False, "existing")
     address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
-    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
     if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        # No runtime_env of our own here: inside `ray job submit` it would have to merge with the job's.
+        ray.init(address=address, log_to_driver=True)
         return RayHandle(False, address)
+    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
     cpus = os.cpu_count() or 1
     per_trial = max(1.0, cfg.cluster.num_workers * cfg.cluster.cpus_per_worker)
     slots = max(1, int(cpus // per_trial))

@@ -80,3 +80,18 @@ def test_cli_validate_exit_codes(tmp_path, capsys):
     (tmp_path / "broken.yaml").write_text("method: [unclosed")
     assert main(["validate", str(tmp_path / "broken.yaml")]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_a_section_can_be_one_search_dimension_of_partial_sections(tmp_path):
+    from ipt_ray.sweep import decode_params, to_tune_space
+
+    variants = [{"strategy": "random_ipt", "injection": "prefix"}, {"strategy": "encoder_ipt", "encoder": "rnn"}]
+    cfg = load_config(write(tmp_path, {"method": {"prompt_length": 32},
+                                       "sweep": {"search_space": {"method": {"type": "choice", "values": variants}}}}))
+    sampled = to_tune_space(cfg.sweep.search_space)["method"].sample()  # JSON text, as Optuna needs scalars
+    assert isinstance(sampled, str)
+    trial_cfg = cfg.with_overrides(decode_params({"method": sampled}))
+    assert trial_cfg.method.prompt_length == 32  # untouched fields keep the base value
+    assert trial_cfg.method.strategy in ("random_ipt", "encoder_ipt")
+    with pytest.raises(ConfigError, match="unknown field"):
+        load_config(write(tmp_path, {"sweep": {"search_space": {"method": {"type": "choice", "values": [{"stratgy": 1}]}}}}))
