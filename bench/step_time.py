@@ -1,0 +1,155 @@
+"""Training-step time (forward + backward + optimizer) of every method, as a ratio to Prompt Tuning.
+
+MiniLM backbone, batch 16 x 128 tokens, k=16, one seed, CPU. Methods are timed round-robin (one
+step of each per round) so that drift in machine load hits all of them alike; medians over rounds.
+The same work in PEFT (PromptTuningConfig, PrefixTuningConfig with its MLP projection) runs in the
+same rounds when `peft` is installed.
+
+Targets: Random IPT <= 1.05, Encoder IPT <= 1.15 (x Prompt Tuning); Prefix + IPT <= 1.10 x Prefix
+Tuning; ours / PEFT <= 1.00 for both.
+Usage: python bench/step_time.py [--rounds 12] [--out bench/results/step_time.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ipt_ray.backbone import load_backbone, resolve_name
+from ipt_ray.config import BackboneConfig, MethodConfig
+from ipt_ray.model import SeedGroup, build_adapter, build_context, count_trainable
+from ipt_ray.prompts.base import PromptedBatch
+
+B, N, K, PREFIX_HIDDEN = 16, 128, 16, 128
+
+METHODS: dict[str, dict] = {
+    "Prompt Tuning": {"strategy": "prompt_tuning"},
+    "Random IPT (full)": {"strategy": "random_ipt", "table_layout": "full"},
+    "Random IPT (compact)": {"strategy": "random_ipt", "table_layout": "compact"},
+    "Random IPT (lowrank)": {"strategy": "random_ipt", "table_layout": "lowrank"},
+    "Pretrained IPT (compact)": {"strategy": "pretrained_ipt", "table_layout": "compact"},
+    "Encoder IPT (cnn)": {"strategy": "encoder_ipt", "encoder": "cnn"},
+    "Encoder IPT (rnn)": {"strategy": "encoder_ipt", "encoder": "rnn"},
+    "Encoder IPT (mlp)": {"strategy": "encoder_ipt", "encoder": "mlp"},
+    "Structured PT (mlp)": {"strategy": "structured", "hypernetwork": "mlp"},
+    "Prefix Tuning": {"strategy": "prompt_tuning", "injection": "prefix"},
+    "Prefix + Random IPT (compact)": {"strategy": "random_ipt", "injection": "prefix", "table_layout": "compact"},
+    "Prefix + Encoder IPT (cnn)": {"strategy": "encoder_ipt", "injection": "prefix", "encoder": "cnn"},
+}
+TARGETS = {"Random IPT": ("Prompt Tuning", 1.05), "Pretrained IPT": ("Prompt Tuning", 1.05),
+           "Encoder IPT": ("Prompt Tuning", 1.15), "Prefix + ": ("Prefix Tuning", 1.10)}
+
+
+def make_batch(vocab: int, cls_id: int, sep_id: int) -> PromptedBatch:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, vocab, (B, N), generator=g)
+    ids[:, 0], ids[:, -1] = cls_id, sep_id
+    content = torch.ones(B, N, dtype=torch.long)
+    content[:, 0] = content[:, -1] = 0
+    return PromptedBatch(input_ids=ids, attention_mask=torch.ones(B, N, dtype=torch.long), content_mask=content,
+                         token_type_ids=torch.zeros(B, N, dtype=torch.long), labels=torch.randint(0, 2, (B,), generator=g))
+
+
+def ours(backbone, batch: PromptedBatch, method: dict) -> tuple[Callable[[], None], int]:
+    cfg = MethodConfig(prompt_length=K, prefix_hidden=PREFIX_HIDDEN, head_dropout=0.0, **method)
+    ctx = build_context(cfg, backbone, 2, seen_token_ids=batch.input_ids.flatten())
+    group = SeedGroup(backbone, [build_adapter(ctx, backbone, 0)], [0]).train()
+    params = [p for p in group.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3, fused=True)  # as ipt_ray.train does
+
+    def step() -> None:
+        loss = F.cross_entropy(group([batch])[0], batch.labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step, count_trainable(group)
+
+
+def peft_steps(path: str, batch: PromptedBatch) -> dict[str, tuple[Callable[[], None], int]]:
+    try:
+        from peft import PrefixTuningConfig, PromptTuningConfig, TaskType, get_peft_model
+    except ImportError:
+        return {}
+    from transformers import AutoModelForSequenceClassification
+
+    configs = {
+        "PEFT Prompt Tuning": PromptTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=K),
+        "PEFT Prefix Tuning": PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=K,
+                                                 prefix_projection=True, encoder_hidden_size=PREFIX_HIDDEN),
+    }
+    out = {}
+    for name, config in configs.items():
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, classifier_dropout=0.0,
+                                                                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        model = get_peft_model(model, config)
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-3, fused=True)  # the same optimizer for both sides
+
+        def step(model=model, opt=opt) -> None:
+            out_ = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         token_type_ids=batch.token_type_ids, labels=batch.labels)
+            out_.loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        out[name] = (step, sum(p.numel() for p in params))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--out", default="bench/results/step_time.md")
+    args = parser.parse_args()
+    backbone = load_backbone(BackboneConfig(name="minilm-l6"))
+    tok = backbone.tokenizer
+    batch = make_batch(backbone.vocab_size, tok.cls_token_id, tok.sep_token_id)
+    cases = {name: ours(backbone, batch, m) for name, m in METHODS.items()}
+    cases.update(peft_steps(resolve_name("minilm-l6"), batch))
+    for step, _ in cases.values():  # warm-up: allocator, autograd graphs, thread pools
+        step()
+        step()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.rounds):
+        for name, (step, _) in cases.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    pt, prefix = med["Prompt Tuning"], med["Prefix Tuning"]
+    lines = [f"MiniLM-L6, batch {B} x {N} tokens, k={K}, torch threads {torch.get_num_threads()}, "
+             f"median of {args.rounds} round-robin steps.", "",
+             "| method | trainable params | step (ms) | ratio | vs | target |", "|---|---|---|---|---|---|"]
+    for name, value in med.items():
+        base_name, target = "Prompt Tuning", None
+        for prefix_key, (base, limit) in TARGETS.items():
+            if name.startswith(prefix_key):
+                base_name, target = base, limit
+        if name.startswith("PEFT"):
+            base_name = "Prompt Tuning" if "Prompt" in name else "Prefix Tuning"
+            ratio = med[base_name] / value
+            lines.append(f"| {name} | {cases[name][1]:,} | {value * 1000:.0f} | ours/PEFT = {ratio:.3f} | "
+                         f"{base_name} | <= 1.00 {'ok' if ratio <= 1.0 else 'MISSED'} |")
+            continue
+        base = pt if base_name == "Prompt Tuning" else prefix
+        ratio = value / base
+        verdict = "" if target is None else f"<= {target:.2f} {'ok' if ratio <= target else 'MISSED'}"
+        lines.append(f"| {name} | {cases[name][1]:,} | {value * 1000:.0f} | {ratio:.3f} | {base_name} | {verdict} |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(times, indent=2))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
