@@ -16,7 +16,7 @@ from ipt_ray.train import run_local
 
 METHODS = {
     "Prompt Tuning": {"strategy": "prompt_tuning"},
-    "Random IPT (compact table)": {"strategy": "random_ipt", "table_layout": "compact"},
+    "Random IPT (compact table, random init)": {"strategy": "random_ipt", "table_layout": "compact"},
     "Encoder IPT (cnn, r=1.0)": {"strategy": "encoder_ipt", "encoder": "cnn"},
 }
 
@@ -27,7 +27,10 @@ def main() -> None:
     parser.add_argument("--epochs-cb", type=int, default=8)
     parser.add_argument("--epochs-sst2", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--only", help="run only methods whose label contains this text (others keep their old rows)")
     args = parser.parse_args()
+    out = Path(args.out)
+    previous = json.loads(out.with_suffix(".json").read_text()) if args.only and out.with_suffix(".json").exists() else []
     tasks = {
         "cb": ({"name": "cb"}, args.epochs_cb),
         "sst2": ({"name": "sst2", "max_train_samples": 2000}, args.epochs_sst2),
@@ -35,6 +38,9 @@ def main() -> None:
     rows = []
     for task_name, (task, epochs) in tasks.items():
         for label, method in METHODS.items():
+            if args.only and args.only not in label:
+                rows.extend(r for r in previous if r["task"] == task_name and r["method"] == label)
+                continue
             cfg = validate_config({
                 "task": task, "backbone": {"name": "minilm-l6"},
                 "method": {**method, "injection": "input", "head": "classifier", "prompt_length": 16},
@@ -49,7 +55,6 @@ def main() -> None:
                    "trainable_params": result["trainable_params"], "trainable_pct": result["trainable_pct"], "wall_s": wall}
             print(json.dumps(row), flush=True)
             rows.append(row)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = ["| task | method | epochs | dev acc (last) | dev acc (best epoch) | trainable | wall (s) |",
              "|---|---|---|---|---|---|---|"]

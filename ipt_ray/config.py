@@ -79,9 +79,11 @@ class MethodConfig(_Strict):
     # TokenTablePrompt / EncoderPrompt
     table_layout: Literal["full", "compact", "lowrank"] = "compact"
     table_rank: int = Field(16, ge=1)
-    table_init: str = Field(
-        "backbone",
-        description="'random', 'backbone' (the backbone's word embeddings) or a prompt-table checkpoint path",
+    table_init: str | None = Field(
+        None,
+        description="'random', 'backbone' (the backbone's word embeddings) or a prompt-table checkpoint path; "
+        "default: 'random' for random_ipt, 'backbone' for pretrained_ipt / encoder_ipt until `ipt-ray pretrain` "
+        "made a checkpoint",
     )
     encoder: Literal["cnn", "rnn", "mlp"] = "cnn"
     encoder_hidden: int = Field(64, ge=1)
@@ -373,13 +375,26 @@ def load_config(path: str | Path, overrides: list[str] | dict[str, Any] | None =
         overrides = pairs
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    # Relative data paths are relative to the YAML file, so configs work from any directory.
-    task = data.get("task")
-    if isinstance(task, dict) and isinstance(task.get("data_dir"), str):
-        data_dir = Path(task["data_dir"]).expanduser()
-        if not data_dir.is_absolute() and not data_dir.exists():
-            task["data_dir"] = str((path.parent / data_dir).resolve())
+    _absolute_paths(data, path.parent)
     return validate_config(data, source=str(path))
+
+
+# Fields holding file paths, made absolute at load time: Tune trials run in their own directories.
+_PATH_FIELDS = (("task", "data_dir"), ("method", "table_init"), ("method", "pretrained_prompt"))
+_TABLE_INIT_WORDS = ("random", "backbone")
+
+
+def _absolute_paths(data: dict[str, Any], yaml_dir: Path) -> None:
+    """Relative paths resolve against the working directory, or else the YAML's folder."""
+    for section, field in _PATH_FIELDS:
+        node = data.get(section)
+        value = node.get(field) if isinstance(node, dict) else None
+        if not isinstance(value, str) or (field == "table_init" and value in _TABLE_INIT_WORDS):
+            continue
+        candidate = Path(value).expanduser()
+        if candidate.is_absolute():
+            continue
+        node[field] = str(candidate.resolve() if candidate.exists() else (yaml_dir / candidate).resolve())
 
 
 ConfigLike = Union[ExperimentConfig, dict]

@@ -287,3 +287,12 @@ def test_batched_and_sequential_seed_groups_agree(bert):
     bat = group(batches, batched=True)
     for a, b in zip(seq, bat):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_random_ipt_starts_from_a_random_table_and_pretrained_ipt_from_embeddings(bert):
+    emb = bert.word_embeddings.weight
+    random_table = make_group(bert, strategy="random_ipt", table_layout="full").adapters[0].source.table.rows.weight
+    pretrained = make_group(bert, strategy="pretrained_ipt", table_layout="full").adapters[0].source.table.rows.weight
+    assert torch.equal(pretrained, emb)
+    assert not torch.allclose(random_table, emb)
+    assert random_table.std().item() == pytest.approx(emb.std().item(), rel=0.1)  # same scale, other values
