@@ -33,6 +33,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ipt_ray.train import run_local
 
     cfg: ExperimentConfig = load_config(args.config, args.set)
+    from ipt_ray.preflight import preflight
+
+    preflight(cfg, sweep=False)  # data, backbone files, method files: fail before training, not during it
     metric = f"dev_{cfg.sweep.metric}"
     run_dir = Path(args.run_dir or Path(cfg.train.output_dir) / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     m = cfg.method
@@ -61,19 +64,41 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ipt_ray import report
-    from ipt_ray.tracking import find_sweep_runs, resolve_tracking_uri
+    from mlflow.tracking import MlflowClient
 
+    from ipt_ray import paper
+    from ipt_ray.tracking import TrackingError, find_sweep_runs, resolve_tracking_uri
+
+    names = list(args.sweep) if isinstance(args.sweep, (list, tuple)) else [args.sweep]
+    if args.sync:  # replay what each sweep journaled while MLflow was unreachable, then report as usual
+        from ipt_ray.tracking import sync_sweep
+
+        synced_names = []
+        for name in names:
+            try:
+                synced = sync_sweep(name, tracking_uri=args.tracking_uri)
+            except TrackingError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+            synced_names.append(synced["name"])
+            args.tracking_uri = synced["uri"]
+            args.experiment = synced["experiment"] or args.experiment
+        names = synced_names
     uri = resolve_tracking_uri(args.tracking_uri)
-    runs = find_sweep_runs(uri, args.experiment, args.sweep)
-    if not runs:
-        print(f"error: no trial runs of sweep {args.sweep!r} in experiment {args.experiment!r} at {uri}", file=sys.stderr)
-        return 2
-    summary = report.aggregate(report.results_from_mlflow(runs, args.metric), args.metric, args.mode)
-    print(report.render_console(summary))
-    if args.out:
-        paths = report.write_artifacts(summary, Path(args.out))
-        print(f"written: {', '.join(str(p) for p in paths.values())}")
+    sweeps = []
+    for name in names:  # several sweeps (e.g. one per task, or a method family each) are combined
+        try:
+            runs = find_sweep_runs(uri, args.experiment, name)
+        except TrackingError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if not runs:
+            print(f"error: no trial runs of sweep {name!r} in experiment {args.experiment!r} at {uri}", file=sys.stderr)
+            return 2
+        sweeps.append(runs)
+    paper.report_sweeps(MlflowClient(tracking_uri=uri), sweeps, metric=args.metric, mode=args.mode, out=args.out,
+                        force_paper=args.paper, task_metrics=paper.parse_task_metrics(args.task_metric),
+                        epoch=args.epoch, log=not args.no_log)
     return 0
 
 
@@ -161,13 +186,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resume the latest sweep of this YAML (or the named one) after the driver stopped")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="rebuild a sweep's results table from MLflow alone")
-    p.add_argument("sweep", help="sweep name or id (the parent run's name)")
+    p = sub.add_parser("report", help="rebuild a sweep's results table from MLflow alone; paper-style methods x "
+                                      "tasks table and plots when the sweep(s) compare methods or tasks")
+    p.add_argument("sweep", nargs="+", help="sweep name(s) or id(s) (the parent run's name); several are combined")
     p.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI or ./mlflow.db")
     p.add_argument("--experiment", default="ipt-ray")
     p.add_argument("--metric", default="accuracy")
     p.add_argument("--mode", choices=["max", "min"], default="max")
-    p.add_argument("--out", help="also write results.csv / results.md / results.png here")
+    p.add_argument("--out", help="also write results.csv / results.md / results.png here (and paper.md / "
+                                 "paper.csv / prompt_length.png ... for the paper-style outputs)")
+    p.add_argument("--paper", action="store_true",
+                   help="paper-style outputs even when the sweep compares neither methods nor tasks")
+    p.add_argument("--task-metric", action="append", default=[], metavar="TASK=METRIC",
+                   help="metric of a task's column in the paper-style table (default: multirc=f1a; repeatable)")
+    p.add_argument("--epoch", choices=["last", "best"], default="last",
+                   help="dev value at the last epoch (default) or at each config's best epoch by seed mean")
+    p.add_argument("--no-log", action="store_true",
+                   help="do not upload the paper-style outputs into the sweep's aggregate MLflow run")
+    p.add_argument("--sync", action="store_true",
+                   help="first replay the MLflow writes the sweep journaled while the server was unreachable "
+                        "(SWEEP: its name, found under runs/sweeps or */sweeps, or its folder; --tracking-uri: "
+                        "where the server is now, default the sweep's own)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("validate-cluster",
@@ -198,12 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ipt_ray.tracking import TrackingError
+
     try:
         return int(args.func(args) or 0)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, TrackingError) as err:
+        # Expected problems (bad config or data, wrong backbone, unreachable MLflow): a message, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -26,6 +26,8 @@ check; add them with a source entry to have them shown.
 
 from __future__ import annotations
 
+import numpy as np
+
 import csv
 import json
 import math
@@ -596,6 +598,10 @@ def write_artifacts(summaries: Mapping[str, SweepSummary] | SweepSummary, out_di
     md = out / "paper.md"
     md.write_text(to_markdown(table, title=table_title(table)), encoding="utf-8")
     paths = {"paper_md": md, "paper_csv": to_csv(table, out / "paper.csv")}
+    tests = significance_markdown(table)
+    if tests:
+        (out / "significance.md").write_text(tests, encoding="utf-8")
+        paths["significance_md"] = out / "significance.md"
     primary = next(iter(summaries.values()))
     for key in plot_keys(primary):
         name = key.partition(".")[2]
@@ -603,6 +609,50 @@ def write_artifacts(summaries: Mapping[str, SweepSummary] | SweepSummary, out_di
         paths[f"{name}_png"] = plot(curve, out / f"{name}.png")
         paths[f"{name}_csv"] = to_csv(curve, out / f"{name}.csv")
     return paths
+
+
+def significance(table: PaperTable) -> list[dict[str, Any]]:
+    """Each IPT variant against its base method, per task, over seeds: Welch's t-test (unequal variances).
+
+    The base of ``PT + ...`` is Prompt Tuning, of ``Prefix + ...`` Prefix Tuning. Seeds are independent
+    runs (seed s of two methods shares nothing but the number), so the test is unpaired.
+    """
+    from scipy import stats
+
+    rows = []
+    for method in table.methods:
+        if "IPT" not in method:
+            continue
+        base = "Prefix Tuning" if method.startswith("Prefix") else "Prompt Tuning"
+        for task in table.tasks:
+            a, b = table.cell(method, task), table.cell(base, task)
+            if a is None or b is None or a.n_seeds < 2 or b.n_seeds < 2:
+                continue
+            va, vb = list(a.values.values()), list(b.values.values())
+            if np.std(va) == 0 and np.std(vb) == 0:
+                p = 1.0 if np.mean(va) == np.mean(vb) else 0.0
+                t = float("nan")
+            else:
+                t, p = stats.ttest_ind(va, vb, equal_var=False)
+            rows.append({"method": method, "base": base, "task": task, "delta": a.mean - b.mean,
+                         "t": float(t), "p": float(p), "n": (a.n_seeds, b.n_seeds)})
+    return rows
+
+
+def significance_markdown(table: PaperTable, alpha: float = 0.05) -> str:
+    rows = significance(table)
+    if not rows:
+        return ""
+    lines = ["| IPT variant | vs | task | difference (points) | Welch t | p | at 5% |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        scale = 100.0 if table.pct.get(r["task"]) else 1.0
+        verdict = ("better" if r["delta"] > 0 else "worse") if r["p"] < alpha else "no significant difference"
+        lines.append(f"| {r['method']} | {r['base']} | {task_name(r['task'])} | {scale * r['delta']:+.1f} | "
+                     f"{r['t']:.2f} | {r['p']:.3f} | {verdict} |")
+    n = {x for r in rows for x in r["n"]}
+    lines += ["", f"- Welch's two-sample t-test over seeds (n = {', '.join(map(str, sorted(n)))} per method), "
+              "two-sided; no correction for multiple comparisons."]
+    return "\n".join(lines) + "\n"
 
 
 def table_title(table: PaperTable) -> str:
@@ -664,6 +714,9 @@ def report_sweeps(client: Any, sweeps: Sequence[Sequence[Any]], *, metric: str =
         paths.update(report.write_artifacts(summary, Path(out)))
     if force_paper or table.compares:
         echo(to_markdown(table, title=table_title(table)))
+        tests = significance_markdown(table)
+        if tests:
+            echo(tests)
         with tempfile.TemporaryDirectory(prefix="ipt-paper-") as tmp:
             written = write_artifacts(summaries, Path(out) if out else Path(tmp), task_metrics, epoch=epoch)
             if log:

@@ -6,8 +6,11 @@ A config is summarised by the mean and the sample standard deviation (ddof=1) ov
 the best config is chosen on the mean, as the paper does.
 
 Inputs come from Tune (:func:`results_from_tune`, while the driver still holds the ``ResultGrid``) or
-from MLflow alone (:func:`results_from_mlflow`, what ``ipt-ray report SWEEP`` uses). This module imports
-neither Ray nor MLflow: both readers are duck-typed, and matplotlib is imported only to plot.
+from MLflow alone (:func:`results_from_mlflow`, what ``ipt-ray report SWEEP...`` uses). Several sweeps
+are combined by :func:`combine_results`, which adds what each sweep's parent run knows (its task, the
+YAML's base sections: :class:`SweepContext`) to every seed's params. This module imports neither Ray
+nor MLflow: the readers and :func:`log_report_artifacts` are duck-typed, and matplotlib is imported
+only to plot. Paper-style tables (methods x tasks) live in :mod:`ipt_ray.paper`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import csv
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 Mode = Literal["max", "min"]
 
@@ -142,7 +146,7 @@ def display_str(value: Any) -> str:
 # ---------------------------------------------------------------- aggregation
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample std (ddof=1; 0.0 for one value). ``fsum`` keeps them independent of seed order."""
     n = len(values)
     if n == 0:
@@ -151,6 +155,9 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     if n == 1:
         return mean, 0.0
     return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+_mean_std = mean_std  # the name this module used before it was public
 
 
 def _rank_key(c: ConfigSummary, mode: Mode) -> tuple:
@@ -182,7 +189,7 @@ def aggregate(results: Iterable[SeedResult], metric: str, mode: Mode = "max") ->
             if r.status != "failed" and math.isfinite(r.value) and r.seed not in values:
                 values[r.seed] = float(r.value)
         values = dict(sorted(values.items()))
-        mean, std = _mean_std(list(values.values()))
+        mean, std = mean_std(list(values.values()))
         configs.append(ConfigSummary(
             config_id=cid,
             trial_ids=sorted({r.trial_id for r in rows}),
@@ -245,15 +252,32 @@ def results_from_tune(result_grid: Iterable[Any], metric: str, seeds: Sequence[i
     return out
 
 
-def results_from_mlflow(runs: Iterable[Any], metric: str) -> list[SeedResult]:
+Epoch = Literal["last", "best"]
+
+
+def results_from_mlflow(runs: Iterable[Any], metric: str, *, epoch: Epoch = "last",
+                        history: Callable[[str, str], Iterable[Any]] | None = None,
+                        mode: Mode = "max") -> list[SeedResult]:
     """Seed results from the child runs of a sweep (``tracking.find_sweep_runs``), MLflow alone.
 
-    The value is ``run.data.metrics["dev_<metric>"]``, which MLflow keeps as the value at the largest
-    step, i.e. the last epoch (the tracker never logs a step twice): no metric-history calls needed.
+    ``epoch="last"`` (default): the value is ``run.data.metrics["dev_<metric>"]``, which MLflow keeps
+    as the value at the largest step, i.e. the last epoch (the tracker never logs a step twice): no
+    metric-history calls needed.
+
+    ``epoch="best"``: early stopping on dev, as P-tuning v2 reports. ``history(run_id, key)`` (e.g.
+    ``MlflowClient.get_metric_history``) gives each run's per-epoch values; per config, the epoch with
+    the best seed mean (``mode``; the earliest on ties) is chosen, and every seed reports its value at
+    that epoch, so all seeds of a config are read at the same epoch.
+
     Params come back as text and are parsed to int/float/bool where they look like one.
     """
+    if epoch not in ("last", "best"):
+        raise ValueError(f"epoch must be 'last' or 'best', not {epoch!r}")
+    if epoch == "best" and history is None:
+        raise ValueError("epoch 'best' needs history(run_id, key), e.g. MlflowClient.get_metric_history")
     key = _dev_key(metric)
     out: list[SeedResult] = []
+    curves: list[dict[int, float]] = []
     for run in runs:
         tags = run.data.tags
         if "ipt.config_id" not in tags or "ipt.seed" not in tags:
@@ -268,7 +292,165 @@ def results_from_mlflow(runs: Iterable[Any], metric: str) -> list[SeedResult]:
             params=params,
             status=status,
         ))
+        if epoch == "best":
+            points = {int(m.step): _float(m.value) for m in history(run.info.run_id, key)}  # type: ignore[misc]
+            curves.append({s: v for s, v in points.items() if math.isfinite(v)})
+    if epoch == "best":
+        out = _at_best_epoch(out, curves, mode)
     return out
+
+
+def _at_best_epoch(results: list[SeedResult], curves: list[dict[int, float]], mode: Mode) -> list[SeedResult]:
+    """Each config's seeds read at the epoch with the best seed mean (ties: the earliest epoch)."""
+    by_config: dict[str, list[int]] = {}
+    for i, r in enumerate(results):
+        by_config.setdefault(r.config_id, []).append(i)
+    out = list(results)
+    for members in by_config.values():
+        steps = sorted({s for i in members for s in curves[i]})
+        scored = []
+        for step in steps:
+            values = [curves[i][step] for i in members if step in curves[i]]
+            mean = math.fsum(values) / len(values)
+            scored.append((-mean if mode == "max" else mean, step))
+        if not scored:
+            continue
+        best_step = min(scored)[1]
+        for i in members:
+            out[i] = replace(results[i], value=curves[i].get(best_step, math.nan))
+    return out
+
+
+# ---------------------------------------------------------------- several sweeps
+
+
+SECTIONS = ("task", "backbone", "method", "train")
+#: Base-YAML fields a sweep's trials share that :meth:`SweepContext.shared_params` adds to their params.
+_SHARED_FIELDS: dict[str, tuple[str, ...] | None] = {
+    "task": None, "method": None, "backbone": ("name",), "train": ("lr", "epochs", "batch_size")}
+_NOT_SHARED = {"task.data_dir", "task.source"}  # where the data came from, not what was run
+
+
+def expand_sections(params: dict[str, Any]) -> dict[str, Any]:
+    """Section-valued params (``{"method": {"strategy": ...}}``, or that mapping as JSON text, as Tune and
+    MLflow hold a ``method`` search dimension) become dotted keys (``method.strategy``); others pass."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in SECTIONS and isinstance(value, str) and value[:1] == "{":
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        if key in SECTIONS and isinstance(value, dict):
+            out.update(flatten_params(value, prefix=f"{key}."))
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What a sweep's parent run knows about all of its trials.
+
+    ``params``: the parent run's params (``task``, ``backbone``, ``seeds``, ...); ``base``: the experiment
+    YAML it stored (sections as mappings; ``{}`` when the artifact is unavailable).
+    """
+
+    name: str
+    sweep_id: str
+    params: dict[str, Any] = field(default_factory=dict)
+    base: dict[str, Any] = field(default_factory=dict)
+
+    def shared_params(self) -> dict[str, Any]:
+        """Dotted params every trial of this sweep shares: the YAML's explicit ``task`` and ``method``
+        fields, ``backbone.name`` and ``train.lr/epochs/batch_size`` (so the task of a sweep that did
+        not search it, and the base method of one that searched part of it, are known). ``task.name``
+        and ``backbone.name`` come from the parent run's params when it has them."""
+        out: dict[str, Any] = {}
+        for section, keys in _SHARED_FIELDS.items():
+            values = self.base.get(section)
+            if not isinstance(values, dict):
+                continue
+            for k, v in values.items():
+                name = f"{section}.{k}"
+                if (keys is None or k in keys) and name not in _NOT_SHARED and not isinstance(v, (dict, list)):
+                    out[name] = v
+        # The parent's params come from the effective config, the stored YAML from the file as written
+        # (before any --set): for the task and backbone, the params win.
+        for name, param in (("task.name", "task"), ("backbone.name", "backbone")):
+            if param in self.params:
+                out[name] = self.params[param]
+        return out
+
+
+def with_context(results: Iterable[SeedResult], context: SweepContext, reid: bool = False) -> list[SeedResult]:
+    """``results`` with the sweep's :meth:`~SweepContext.shared_params` under their own params (section
+    params expanded to dotted keys). ``reid``: recompute config ids from the merged params, so that the
+    same sampled values in sweeps of different tasks stay apart (and equal configs of two sweeps of the
+    same task merge, one value per seed)."""
+    shared = context.shared_params()
+    out = []
+    for r in results:
+        params = {**shared, **expand_sections(r.params)}
+        out.append(replace(r, config_id=config_id(params) if reid else r.config_id, params=params))
+    return out
+
+
+def combine_results(per_sweep: Sequence[tuple[SweepContext, Iterable[SeedResult]]]) -> list[SeedResult]:
+    """The seed results of several sweeps as one set (:func:`with_context` each; ids recomputed when
+    there is more than one sweep). One sweep keeps its MLflow config ids."""
+    reid = len(per_sweep) > 1
+    return [r for ctx, results in per_sweep for r in with_context(results, ctx, reid=reid)]
+
+
+def sweep_context_from_mlflow(client: Any, runs: Sequence[Any]) -> SweepContext:
+    """The :class:`SweepContext` of the sweep that ``runs`` (its child runs) belong to.
+
+    ``client`` is duck-typed like ``MlflowClient`` (``get_run``, ``download_artifacts``). The parent is
+    the child's ``mlflow.parentRunId``; a missing parent or YAML artifact leaves those fields empty.
+    """
+    import yaml
+
+    tags = runs[0].data.tags if runs else {}
+    sweep_id = str(tags.get("ipt.sweep_id", ""))
+    parent_id = tags.get("mlflow.parentRunId")
+    if not parent_id:
+        return SweepContext(name=sweep_id, sweep_id=sweep_id)
+    parent = client.get_run(parent_id)
+    params = {k: parse_param(v) for k, v in parent.data.params.items()}
+    name = str(parent.data.tags.get("mlflow.runName") or getattr(parent.info, "run_name", "") or sweep_id)
+    base: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="ipt-report-") as tmp:
+            path = client.download_artifacts(parent_id, "experiment.yaml", tmp)
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        base = loaded if isinstance(loaded, dict) else {}
+    except Exception:  # noqa: BLE001 - no artifact / unreadable YAML: labels fall back to the trial params
+        base = {}
+    return SweepContext(name=name, sweep_id=sweep_id, params=params, base=base)
+
+
+def log_report_artifacts(client: Any, runs: Sequence[Any], paths: Iterable[Path],
+                         artifact_path: str = "paper") -> str | None:
+    """Upload report files into the sweep's aggregate run (under ``artifact_path``); its run id, or None
+    when the sweep has no aggregate run (e.g. its driver stopped before aggregating).
+
+    ``client`` is duck-typed like ``MlflowClient`` (``search_runs``, ``log_artifact``).
+    """
+    if not runs:
+        return None
+    sweep_id = runs[0].data.tags.get("ipt.sweep_id")
+    if not sweep_id or "'" in sweep_id:
+        return None
+    found = client.search_runs([runs[0].info.experiment_id],
+                               f"tags.`ipt.sweep_id` = '{sweep_id}' and tags.`ipt.kind` = 'aggregate'",
+                               max_results=1)
+    if not found:
+        return None
+    run_id = found[0].info.run_id
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path)
+    return run_id
 
 
 # ---------------------------------------------------------------- tables

@@ -267,17 +267,21 @@ def resolve_sweep(cfg: ExperimentConfig, config_path: Path, resume: bool | str) 
 
 
 def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str = False,
-              config_text: str | None = None, out=print) -> dict[str, Any]:
+              config_text: str | None = None, out=print, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Run (or resume) a sweep; ``callbacks`` are extra ``tune.Callback`` s (e.g. for measurements)."""
     from ray import tune
 
     from ipt_ray import report
-    from ipt_ray.tracking import MlflowTrackingCallback, SweepTracker, check_reachable, config_id, resolve_tracking_uri
+    from ipt_ray.preflight import preflight
+    from ipt_ray.tracking import (JOURNAL_FILE, MlflowTrackingCallback, SweepTracker, check_reachable, config_id,
+                                  resolve_tracking_uri)
 
     config_path = Path(config_path)
     # num_to_keep=1 forces a state snapshot per checkpoint; that is intended, so silence Tune's warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not cfg.sweep.search_space:
         raise ValueError("sweep.search_space is empty: nothing to sweep (use `ipt-ray train` for one config)")
+    preflight(cfg)  # bad input fails here: before Ray starts, MLflow is written or any file is made
     uri = resolve_tracking_uri(cfg.tracking.uri)
     check_reachable(uri)  # before any trial runs
     name, sweep_id, resuming = resolve_sweep(cfg, config_path, resume)
@@ -288,7 +292,8 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     max_epochs = cfg.train.epochs
     seeds = list(cfg.train.seeds)
 
-    tracker = SweepTracker(uri, cfg.tracking.experiment, sweep_id, name)
+    # A lost server does not stop the sweep: failed writes wait in the journal (replayed when it is back).
+    tracker = SweepTracker(uri, cfg.tracking.experiment, sweep_id, name, journal=sweep_dir / JOURNAL_FILE)
     space_json = {k: v.model_dump(exclude_none=True) for k, v in cfg.sweep.search_space.items()}
     tracker.start_parent(config_text or config_path.read_text(), space_json, code_version(),
                          {"task": cfg.task.name, "backbone": cfg.backbone.name, "seeds": ",".join(map(str, seeds)),
@@ -309,11 +314,12 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
             out(f"resuming sweep {name} from {sweep_dir}")
             tuner = tune.Tuner.restore(str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True)
             # The callback is not part of the saved state; hand it over again.
-            tuner._local_tuner._run_config.callbacks = [callback]  # noqa: SLF001 - Tune offers no public setter
+            tuner._local_tuner._run_config.callbacks = [callback, *(callbacks or [])]  # noqa: SLF001 - Tune offers no public setter
         else:
             root.mkdir(parents=True, exist_ok=True)
             sweep_dir.mkdir(parents=True, exist_ok=True)
             (sweep_dir / SWEEP_FILE).write_text(json.dumps({"name": name, "sweep_id": sweep_id, "tracking_uri": uri,
+                                                            "experiment": cfg.tracking.experiment,
                                                             "config": str(config_path.resolve())}))
             grid = cfg.sweep.searcher == "grid"
             searcher = make_searcher(cfg, target, max_epochs)
@@ -329,7 +335,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
                     reuse_actors=cfg.cluster.num_workers == 0,
                 ),
                 run_config=tune.RunConfig(
-                    name=name, storage_path=str(root), callbacks=[callback],
+                    name=name, storage_path=str(root), callbacks=[callback, *(callbacks or [])],
                     failure_config=tune.FailureConfig(max_failures=cfg.cluster.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     verbose=1,
@@ -345,6 +351,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
         if optuna_states:
             tracker.tag_parent({f"ipt.optuna.{state.lower()}": str(n) for state, n in optuna_states.items()})
         tracker.finish()
+        journaled = tracker.flush()  # one last replay attempt; what stays waits for `report --sync`
     finally:
         if handle.started_local:
             import ray
@@ -358,8 +365,12 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
         f"(sum of trial times {trial_time:.0f}s)")
     out(f"results: {artifacts.get('md', sweep_dir)}")
     out(f"MLflow UI: mlflow ui --backend-store-uri {uri}" if not uri.startswith("http") else f"MLflow UI: {uri}")
+    if journaled:
+        out(f"warning: MLflow at {uri} was unreachable: {journaled} tracking writes wait in "
+            f"{sweep_dir / JOURNAL_FILE}; once it is back run: ipt-ray report --sync {name}")
     return {"name": name, "sweep_id": sweep_id, "summary": summary, "wall_time_s": wall, "trial_time_s": trial_time,
-            "tracking_uri": uri, "sweep_dir": str(sweep_dir), "optuna_states": optuna_states}
+            "tracking_uri": uri, "sweep_dir": str(sweep_dir), "optuna_states": optuna_states,
+            "journaled": journaled}
 
 
 def _optuna_states(searcher: Any) -> dict[str, int]:

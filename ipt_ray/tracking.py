@@ -10,6 +10,14 @@ reported epoch (one call per metric over HTTP costs ~2.5x as much).
 Only ``MlflowClient`` is used (no fluent ``mlflow.start_run``): the driver may track several things and
 fluent state is process-global.
 
+Outages: a tracker given a ``journal`` path (``run_sweep`` passes ``<sweep_dir>/mlflow_journal.jsonl``) never
+lets a lost server stop the sweep. A write that fails with a connection error (refused, reset, timed out, 5xx
+after retries) is appended to the journal as one JSON line, a warning is printed once, and every later write
+goes to the journal too (order matters: an epoch must not land after its run was terminated) until a probe,
+at most every ``retry_interval_s``, finds the server back and :meth:`SweepTracker.sync` replays the journal.
+Replay is idempotent (runs found by tags, epochs at or below ``ipt.last_epoch`` skipped, the aggregate keyed),
+so it may be interrupted and run again; ``ipt-ray report --sync SWEEP`` does it after the sweep.
+
 Run layout (tags)::
 
     parent     ipt.kind=parent, ipt.sweep_id, ipt.code_version; artifacts experiment.yaml, search_space.json
@@ -19,12 +27,16 @@ Run layout (tags)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
 import os
 import re
+import socket
 import time
-from contextlib import contextmanager
+import uuid
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from urllib.parse import urlparse
@@ -41,8 +53,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TrackingError", "resolve_tracking_uri", "check_reachable", "SweepTracker", "MlflowTrackingCallback",
-    "config_id", "find_sweep_runs",
+    "config_id", "find_sweep_runs", "is_outage", "read_journal", "find_sweep_dir", "sync_sweep", "JOURNAL_FILE",
 ]
+
+log = logging.getLogger(__name__)
+
+#: The offline journal's file name in a sweep's folder.
+JOURNAL_FILE = "mlflow_journal.jsonl"
+JOURNAL_VERSION = 1
+#: The sweep's metadata file (``ipt_ray.sweep.SWEEP_FILE``; not imported: sweep imports this module).
+SWEEP_META_FILE = "ipt_sweep.json"
+#: HTTP settings for the tracker's calls unless the user set them: MLflow's defaults (7 retries with
+#: backoff, 120 s per request) would stall the sweep for minutes per call once the server is gone; a
+#: failed write is not lost (it goes to the journal), so a short retry is enough.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+#: Seconds between probes of a lost server while writes go to the journal.
+RETRY_INTERVAL_S = 30.0
 
 #: Trial end states and the MLflow run status each maps to.
 TRIAL_END_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "failed": "FAILED"}
@@ -153,6 +180,35 @@ def check_reachable(uri: str, timeout_s: int = 5) -> None:
         ) from e
 
 
+def is_outage(err: BaseException) -> bool:
+    """Whether ``err`` means "the tracking server cannot be reached now" (worth journaling and retrying),
+    as opposed to a refused request (bad value, deleted run) that a retry would not fix.
+
+    Connection refused/reset, timeouts and 5xx answers after MLflow's retries, found anywhere in the
+    exception chain (MLflow wraps them in ``MlflowException("API request to ... failed ...")``).
+    """
+    import requests
+    import urllib3
+
+    outage_types: tuple[type[BaseException], ...] = (
+        ConnectionError, TimeoutError, socket.timeout,
+        requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError, urllib3.exceptions.NewConnectionError,
+        urllib3.exceptions.TimeoutError,
+    )
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, outage_types):
+            return True
+        if isinstance(current, MlflowException) and current.error_code == "TEMPORARILY_UNAVAILABLE":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -202,34 +258,60 @@ class SweepTracker:
 
     All calls are synchronous. State kept in memory (run ids, last logged epoch per run) is a cache of
     what the tags say: a fresh tracker (driver restart, unpickled ``Tuner`` state) reads it back.
+
+    With ``journal`` (a JSON-lines file), writes that fail because the server is unreachable are kept
+    there and replayed later (:meth:`sync`) instead of raising; see the module docstring. The server must
+    answer when the tracker is created and in :meth:`start_parent`.
     """
 
-    def __init__(self, uri: str, experiment: str, sweep_id: str, sweep_name: str) -> None:
+    def __init__(self, uri: str, experiment: str, sweep_id: str, sweep_name: str,
+                 journal: str | Path | None = None, retry_interval_s: float = RETRY_INTERVAL_S) -> None:
         self.uri = uri
         self.experiment = experiment
         self.sweep_id = sweep_id
         self.sweep_name = sweep_name
+        self.journal = Path(journal) if journal is not None else None
+        self.retry_interval_s = retry_interval_s
         check_reachable(uri)
         self.client = MlflowClient(tracking_uri=uri)
-        self.experiment_id = self._get_or_create_experiment()
+        try:
+            with self._http():
+                self.experiment_id = self._get_or_create_experiment()
+        except MlflowException as err:
+            if not is_outage(err):
+                raise
+            raise TrackingError(f"MLflow tracking server {uri} stopped answering: {err}") from err
         self.parent_id: str | None = None
         self._reset_cache()
+        self._reset_outage()
 
     # -- pickling: Tune pickles RunConfig callbacks into its experiment state. Cached epochs from pickle
     #    time would be stale after a restore (and could let an epoch be logged twice), so drop them.
     def __getstate__(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("uri", "experiment", "sweep_id", "sweep_name", "experiment_id",
-                                              "parent_id")}
+                                              "parent_id", "journal", "retry_interval_s")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"journal": None, "retry_interval_s": RETRY_INTERVAL_S, **state})
         self.client = MlflowClient(tracking_uri=self.uri)
         self._reset_cache()
+        self._reset_outage()
 
     def _reset_cache(self) -> None:
         self._runs: dict[str, dict[int, str]] = {}  # trial id -> seed -> run id
         self._last_epoch: dict[str, int] = {}
         self._ended: set[str] = set()  # runs terminated earlier, e.g. before Tune retried a failed trial
+        self._needs_params: set[str] = set()  # runs created just before an outage cut their params off
+
+    def _reset_outage(self) -> None:
+        self._warned = self._warned_replay = False
+        self._next_probe = 0.0  # time.monotonic() before which a lost server is not probed again
+
+    def _http(self):
+        """Short HTTP retries and timeouts for this tracker's calls (unless the user set them)."""
+        if urlparse(self.uri).scheme not in ("http", "https"):
+            return nullcontext()
+        return _env(**{k: v for k, v in HTTP_DEFAULTS.items() if k not in os.environ})
 
     def _get_or_create_experiment(self) -> str:
         exp = self.client.get_experiment_by_name(self.experiment)
@@ -271,7 +353,22 @@ class SweepTracker:
         A new parent gets the YAML (``experiment.yaml``), the search space (``search_space.json`` and
         params ``search.<key>``), ``params`` and tag ``ipt.code_version``. An existing one is only set
         back to RUNNING: params are immutable in MLflow, and the sweep's definition does not change on resume.
+        Writes journaled by an earlier run of this sweep are replayed first. Raises :class:`TrackingError`
+        when the server does not answer: a sweep does not start without its parent run.
         """
+        try:
+            with self._http():
+                if self.journal is not None and self._journal_pending():
+                    replayed = self.sync()
+                    log.warning("MLflow: replayed %d tracking writes journaled in %s", replayed, self.journal)
+                return self._start_parent_now(config_yaml, search_space, code_version, params)
+        except MlflowException as err:
+            if not is_outage(err):
+                raise
+            raise TrackingError(f"MLflow tracking server {self.uri} stopped answering: {err}") from err
+
+    def _start_parent_now(self, config_yaml: str, search_space: dict[str, Any], code_version: str,
+                          params: dict[str, Any]) -> str:
         found = self._find_parent()
         if found is not None:
             self.parent_id = found.info.run_id
@@ -320,6 +417,8 @@ class SweepTracker:
                     self._last_epoch[run.info.run_id] = int(run.data.tags.get("ipt.last_epoch", 0))
                     if run.info.status != "RUNNING":
                         self._ended.add(run.info.run_id)
+                    if "seed" not in run.data.params:  # created, then the server went away
+                        self._needs_params.add(run.info.run_id)
             self._runs[trial_id] = found
         return self._runs[trial_id]
 
@@ -327,6 +426,10 @@ class SweepTracker:
         """The run id of (trial, seed): cached, found by tags, or created with its tags and params."""
         existing = self._trial_runs(trial_id).get(seed)
         if existing is not None:
+            if existing in self._needs_params:
+                run_params = {**_params(params), "seed": str(seed)}
+                self.client.log_batch(existing, params=[Param(k, v) for k, v in run_params.items()])
+                self._needs_params.discard(existing)
             return existing
         parent = self._require_parent()
         run = self.client.create_run(self.experiment_id, run_name=f"{cid}-seed{seed}", tags={
@@ -346,8 +449,15 @@ class SweepTracker:
 
         Per-seed keys ``name/seed_<s>`` become metric ``name`` of seed ``s``'s run at step ``epoch``,
         plus :data:`SHARED_METRICS`. Epochs at or below the run's last logged epoch are skipped (a
-        restored trial replays them). Returns the number of runs written to.
+        restored trial replays them). Returns the number of runs written to (0 when journaled).
         """
+        payload = {"trial_id": trial_id, "config_id": config_id, "params": _jsonable(params),
+                   "result": _slim_result(result), "seeds": [int(s) for s in seeds], "strategy": strategy}
+        return self._write("log_result", payload, lambda: self._log_result_now(
+            trial_id, config_id, params, result, seeds, strategy), default=0)
+
+    def _log_result_now(self, trial_id: str, config_id: str, params: dict[str, Any], result: dict[str, Any],
+                        seeds: Sequence[int], strategy: str) -> int:
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
         per_seed: dict[int, dict[str, float]] = {}
         for key, value in result.items():
@@ -380,6 +490,10 @@ class SweepTracker:
         """Mark every seed run of a trial ``completed``/``early_stopped`` (FINISHED) or ``failed`` (FAILED)."""
         if status not in TRIAL_END_STATUS:
             raise ValueError(f"status must be one of {sorted(TRIAL_END_STATUS)}, not {status!r}")
+        self._write("end_trial", {"trial_id": trial_id, "status": status},
+                    lambda: self._end_trial_now(trial_id, status))
+
+    def _end_trial_now(self, trial_id: str, status: str) -> None:
         for run_id in self._trial_runs(trial_id).values():
             self.client.set_tag(run_id, "ipt.status", status)
             self.client.set_terminated(run_id, TRIAL_END_STATUS[status])
@@ -387,7 +501,7 @@ class SweepTracker:
 
     # -- aggregate
 
-    def log_aggregate(self, summary: SweepSummary, artifacts: dict[str, Path]) -> str:
+    def log_aggregate(self, summary: SweepSummary, artifacts: dict[str, Path], key: str | None = None) -> str | None:
         """Log the seed aggregation into the sweep's single aggregate run (created once, updated later).
 
         Metrics ``<config_id>/<metric>_mean|_std`` and ``best/<metric>_mean|_std`` at step = the
@@ -395,10 +509,20 @@ class SweepTracker:
         current. The best config's params go into tags ``best.<key>`` (tags, not params: MLflow params
         are immutable and the best config may change when a resumed sweep re-aggregates), with
         ``ipt.best_config_id``. ``artifacts`` (results.csv/.md/.png) are uploaded under their file names.
+        ``key`` (default: a fresh one) identifies this aggregation: replaying it again from the journal
+        does not count as a new version. Returns the run id, or None when the write was journaled.
         """
+        key = key or uuid.uuid4().hex
+        payload = {"summary": _summary_to_json(summary), "artifacts": {k: str(v) for k, v in artifacts.items()},
+                   "key": key}
+        return self._write("log_aggregate", payload, lambda: self._log_aggregate_now(summary, artifacts, key))
+
+    def _log_aggregate_now(self, summary: SweepSummary, artifacts: dict[str, Path], key: str) -> str:
         parent = self._require_parent()
         runs = self._search(_tag_filter({"ipt.sweep_id": self.sweep_id, "ipt.kind": "aggregate"}),
                             order_by=["attributes.start_time ASC"])
+        if runs and runs[0].data.tags.get("ipt.aggregate_key") == key:  # a replay of what already landed
+            return self._aggregate_artifacts(runs[0].info.run_id, summary, artifacts)
         if runs:
             run_id = runs[0].info.run_id
             version = int(runs[0].data.tags.get("ipt.aggregate_version", 0)) + 1
@@ -414,35 +538,245 @@ class SweepTracker:
                 metrics += [Metric(f"{c.config_id}/{m}_mean", c.mean, ts, version),
                             Metric(f"{c.config_id}/{m}_std", c.std, ts, version)]
         tags = {"ipt.aggregate_version": str(version), "ipt.metric": m, "ipt.mode": summary.mode,
-                "ipt.n_configs": str(len(summary.configs))}
+                "ipt.n_configs": str(len(summary.configs)), "ipt.aggregate_key": key}
         best = summary.best
         if best is not None:
             metrics += [Metric(f"best/{m}_mean", best.mean, ts, version), Metric(f"best/{m}_std", best.std, ts, version),
                         Metric("best/n_seeds", float(best.n_seeds), ts, version)]
             tags["ipt.best_config_id"] = best.config_id
             tags.update({f"best.{k}": v[:_MAX_TAG_VALUE] for k, v in _params(best.params).items()})
-        for key in stale_best:  # keys of an earlier best config that the current one lacks
-            if key not in tags:
-                self.client.delete_tag(run_id, key)
+        for tag in stale_best:  # keys of an earlier best config that the current one lacks
+            if tag not in tags:
+                self.client.delete_tag(run_id, tag)
         self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
+        return self._aggregate_artifacts(run_id, summary, artifacts)
+
+    def _aggregate_artifacts(self, run_id: str, summary: SweepSummary, artifacts: dict[str, Path]) -> str:
         for path in artifacts.values():
-            self.client.log_artifact(run_id, str(path))
+            if Path(path).is_file():
+                self.client.log_artifact(run_id, str(path))
+            else:  # a replay after the sweep folder was cleaned: the metrics and summary.json still land
+                log.warning("MLflow: artifact %s is gone; not uploaded to the aggregate run", path)
         self.client.log_dict(run_id, _summary_dict(summary), "summary.json")
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
     def tag_parent(self, tags: dict[str, str]) -> None:
         """Sweep-level facts known only at the end (e.g. how Optuna classed the trials)."""
-        if self.parent_id is not None:
-            self.client.log_batch(self.parent_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        tags = {k: str(v) for k, v in tags.items()}
+        self._write("tag_parent", {"tags": tags}, lambda: self._tag_parent_now(tags))
+
+    def _tag_parent_now(self, tags: dict[str, str]) -> None:
+        parent = self._parent_or_none()
+        if parent is not None:
+            self.client.log_batch(parent, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def finish(self, status: str = "FINISHED") -> None:
         """Terminate the parent run (``FINISHED``, ``FAILED`` or ``KILLED``)."""
-        if self.parent_id is not None:
-            self.client.set_terminated(self.parent_id, status)
+        self._write("finish", {"status": status}, lambda: self._finish_now(status))
 
-    def flush(self) -> None:
-        """Nothing to flush: every call is synchronous."""
+    def _finish_now(self, status: str) -> None:
+        parent = self._parent_or_none()
+        if parent is not None:
+            self.client.set_terminated(parent, status)
+
+    def _parent_or_none(self) -> str | None:
+        if self.parent_id is None:
+            found = self._find_parent()
+            self.parent_id = found.info.run_id if found is not None else None
+        return self.parent_id
+
+    def flush(self) -> int:
+        """Calls are synchronous; what waits in the journal gets one more replay attempt now (whatever the
+        probe interval). Returns the writes still journaled."""
+        if self._journal_pending():
+            self._next_probe = 0.0
+            self._try_sync()
+        return self.pending()
+
+    # -- outages: the journal
+
+    def _write(self, op: str, payload: dict[str, Any], now: Callable[[], Any], default: Any = None) -> Any:
+        """Do a write now, or journal it: when earlier writes still wait there (order matters) and the
+        server is not back yet, or when it fails because the server is unreachable."""
+        if self.journal is not None and self._journal_pending() and not self._try_sync():
+            self._append(op, payload)
+            return default
+        try:
+            with self._http():
+                return now()
+        except Exception as err:  # noqa: BLE001 - sorted below: outages are journaled, the rest raised
+            if self.journal is None or not is_outage(err):
+                raise
+            self._went_offline(err)
+            self._append(op, payload)
+            return default
+
+    def _went_offline(self, err: BaseException) -> None:
+        self._reset_cache()  # a write may have half-landed: read the truth back from the tags later
+        self._next_probe = time.monotonic() + self.retry_interval_s
+        if not self._warned:
+            self._warned = True
+            log.warning("MLflow at %s is unreachable (%s). The sweep goes on; tracking writes are kept in %s "
+                        "and replayed when the server is back (or run: ipt-ray report --sync %s)",
+                        self.uri, _short(err), self.journal, self.sweep_name)
+
+    def _try_sync(self) -> bool:
+        """Probe a lost server (at most every ``retry_interval_s``); when it answers, replay the journal."""
+        now = time.monotonic()
+        if now < self._next_probe:
+            return False
+        self._next_probe = now + self.retry_interval_s
+        try:
+            replayed = self.sync()
+        except Exception as err:  # noqa: BLE001 - still down, or a replay problem: keep journaling, say so once
+            if not isinstance(err, TrackingError) and not self._warned_replay:
+                self._warned_replay = True
+                log.warning("MLflow: replaying %s failed (%s); writes stay journaled; see `ipt-ray report --sync %s`",
+                            self.journal, _short(err), self.sweep_name)
+            return False
+        log.warning("MLflow at %s is back: %d journaled tracking writes replayed", self.uri, replayed)
+        self._reset_outage()
+        return True
+
+    def _journal_pending(self) -> bool:
+        return self.journal is not None and self.journal.is_file() and self.journal.stat().st_size > 0
+
+    def pending(self) -> int:
+        """How many writes wait in the journal."""
+        return len(read_journal(self.journal)) if self.journal is not None else 0
+
+    def _append(self, op: str, payload: dict[str, Any]) -> None:
+        assert self.journal is not None
+        record = {"v": JOURNAL_VERSION, "op": op, "sweep_id": self.sweep_id, "sweep_name": self.sweep_name,
+                  "experiment": self.experiment, "time": time.time(), "args": payload}
+        line = json.dumps(record, default=str) + "\n"
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.journal, "a+b") as f:
+            if f.seek(0, os.SEEK_END) > 0:  # a line cut short by a killed driver stays alone on its line
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+            f.write(line.encode())
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _rewrite_journal(self, records: list[dict[str, Any]]) -> None:
+        assert self.journal is not None
+        tmp = self.journal.with_name(self.journal.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in records))
+        tmp.replace(self.journal)
+
+    def sync(self) -> int:
+        """Replay the journal into MLflow, in order, and truncate it; returns the writes replayed.
+
+        Idempotent: runs are found by tags, epochs at or below ``ipt.last_epoch`` are skipped and the
+        aggregate is keyed, so an interrupted sync can simply run again. Raises :class:`TrackingError`
+        (the journal keeps what was not replayed) when the server does not answer.
+        """
+        records = read_journal(self.journal) if self.journal is not None else []
+        if not records:
+            return 0
+        foreign = {r.get("sweep_id") for r in records} - {self.sweep_id}
+        if foreign:
+            raise TrackingError(f"{self.journal} holds writes of sweep(s) {sorted(map(str, foreign))}, "
+                                f"not {self.sweep_id!r}")
+        check_reachable(self.uri)
+        self._reset_cache()
+        done = 0
+        try:
+            with self._http():
+                for record in records:
+                    self._replay(record)
+                    done += 1
+        except Exception as err:
+            self._rewrite_journal(records[done:])
+            self._reset_cache()
+            if is_outage(err):
+                raise TrackingError(f"MLflow at {self.uri} went away during the replay: {done} of {len(records)} "
+                                    f"journaled writes replayed, the rest kept in {self.journal}") from err
+            raise
+        self._rewrite_journal([])
+        return done
+
+    def _replay(self, record: dict[str, Any]) -> None:
+        op, a = record.get("op"), record.get("args") or {}
+        if op == "log_result":
+            self._log_result_now(a["trial_id"], a["config_id"], a["params"], a["result"], a["seeds"], a["strategy"])
+        elif op == "end_trial":
+            self._end_trial_now(a["trial_id"], a["status"])
+        elif op == "log_aggregate":
+            self._log_aggregate_now(_summary_from_json(a["summary"]),
+                                    {k: Path(v) for k, v in a["artifacts"].items()}, a["key"])
+        elif op == "tag_parent":
+            self._tag_parent_now(a["tags"])
+        elif op == "finish":
+            self._finish_now(a["status"])
+        else:
+            raise TrackingError(f"{self.journal}: unknown journal record {op!r} (written by a newer ipt-ray?)")
+
+
+def read_journal(path: str | Path | None) -> list[dict[str, Any]]:
+    """The records of a tracker journal (none when the file is missing or empty).
+
+    A line that does not parse is skipped with a warning when it is the last one (the driver was killed
+    while appending it) and is an error anywhere else.
+    """
+    if path is None or not Path(path).is_file():
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    numbered = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
+    records = []
+    for n, (lineno, line) in enumerate(numbered):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if n == len(numbered) - 1:
+                log.warning("%s line %d: an incomplete record (cut off while being written) is skipped", path, lineno)
+                continue
+            raise TrackingError(f"{path} line {lineno}: not a journal record ({err.msg})") from None
+        if not isinstance(record, dict) or record.get("v") != JOURNAL_VERSION or "op" not in record:
+            raise TrackingError(f"{path} line {lineno}: not a version-{JOURNAL_VERSION} journal record")
+        records.append(record)
+    return records
+
+
+def _short(err: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _jsonable(value: Any) -> Any:
+    """Params as JSON can carry them (numpy scalars to Python numbers, the rest as text)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def _slim_result(result: dict[str, Any]) -> dict[str, Any]:
+    """What :meth:`SweepTracker.log_result` reads from a Tune result: the epoch, per-seed and shared metrics."""
+    keep: dict[str, Any] = {}
+    for key, value in result.items():
+        if key in ("epoch", "training_iteration") or key in SHARED_METRICS or _SEED_KEY.match(str(key)):
+            number = _number(value)
+            if number is not None:
+                keep[key] = number
+    return keep
+
+
+def _summary_to_json(summary: SweepSummary) -> dict[str, Any]:
+    configs = []
+    for c in summary.configs:
+        d = dataclasses.asdict(c)
+        d["values"] = {str(k): v for k, v in c.values.items()}
+        configs.append(d)
+    return _jsonable({"metric": summary.metric, "mode": summary.mode, "configs": configs})
+
+
+def _summary_from_json(data: dict[str, Any]) -> SweepSummary:
+    from ipt_ray.report import ConfigSummary, SweepSummary
+
+    configs = [ConfigSummary(**{**c, "values": {int(k): float(v) for k, v in c["values"].items()}})
+               for c in data["configs"]]
+    return SweepSummary(metric=data["metric"], mode=data["mode"], configs=configs)
 
 
 def _summary_dict(summary: SweepSummary) -> dict[str, Any]:
@@ -478,7 +812,21 @@ class MlflowTrackingCallback(Callback):
                         **info: Any) -> None:
         config = dict(trial.config)
         self.tracker.log_result(trial.trial_id, self.config_id(config), config, result, self.seeds,
-                                strategy=str(config.get("method.strategy", self.default_strategy)))
+                                strategy=self.strategy_of(config))
+
+    def strategy_of(self, config: dict[str, Any]) -> str:
+        """The trial's strategy: a ``method.strategy`` dimension, or inside a whole-``method`` dimension."""
+        if "method.strategy" in config:
+            return str(config["method.strategy"])
+        method = config.get("method")
+        if isinstance(method, str) and method.startswith("{"):
+            try:
+                method = json.loads(method)
+            except json.JSONDecodeError:
+                method = None
+        if isinstance(method, dict) and "strategy" in method:
+            return str(method["strategy"])
+        return self.default_strategy
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         last = getattr(trial, "last_result", None) or {}
@@ -517,3 +865,49 @@ def find_sweep_runs(uri: str, experiment: str, sweep: str) -> list[Run]:
         raise TrackingError(f"no sweep {sweep!r} (sweep id or name) in experiment {experiment!r} at {uri}")
     sweep_id = parents[0].data.tags["ipt.sweep_id"]
     return search(_tag_filter({"ipt.sweep_id": sweep_id, "ipt.kind": "trial"}), ["attributes.start_time ASC"])
+
+
+# ---------------------------------------------------------------- replaying a sweep's journal
+
+
+def find_sweep_dir(sweep: str, base: Path | None = None) -> Path:
+    """A sweep's folder (the one holding ``ipt_sweep.json``): ``sweep`` itself when it is that folder,
+    else ``runs/sweeps/<sweep>`` or ``*/sweeps/<sweep>``, ``*/*/sweeps/<sweep>`` under ``base`` (cwd)."""
+    base = Path.cwd() if base is None else Path(base)
+    given = Path(sweep).expanduser()
+    candidates = [given if given.is_absolute() else base / given, base / "runs" / "sweeps" / sweep]
+    for pattern in (f"*/sweeps/{sweep}", f"*/*/sweeps/{sweep}"):
+        candidates += sorted(base.glob(pattern))
+    for candidate in candidates:
+        if (candidate / SWEEP_META_FILE).is_file():
+            return candidate.resolve()
+    raise TrackingError(f"no folder of sweep {sweep!r} (with {SWEEP_META_FILE}) under {base} (looked in runs/sweeps, "
+                        f"*/sweeps, */*/sweeps); give the sweep's folder instead, e.g. <train.output_dir>/sweeps/{sweep}")
+
+
+def sync_sweep(sweep: str, tracking_uri: str | None = None, experiment: str | None = None,
+               base: Path | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """``ipt-ray report --sync SWEEP``: replay the writes a sweep journaled while MLflow was unreachable.
+
+    ``tracking_uri`` defaults to the sweep's own (from ``ipt_sweep.json``); give it when the server moved.
+    The experiment is the one the journal was written for. Returns the sweep's ``name``, ``uri``,
+    ``experiment``, ``sweep_dir`` and the number of writes ``replayed``.
+    """
+    directory = find_sweep_dir(sweep, base)
+    meta = json.loads((directory / SWEEP_META_FILE).read_text())
+    journal = directory / JOURNAL_FILE
+    records = read_journal(journal)
+    experiment = (records[0]["experiment"] if records else None) or meta.get("experiment") or experiment
+    uri = resolve_tracking_uri(tracking_uri or meta.get("tracking_uri"))
+    result = {"name": meta["name"], "sweep_id": meta["sweep_id"], "uri": uri, "experiment": experiment,
+              "sweep_dir": str(directory), "replayed": 0}
+    if not records:
+        out(f"sweep {meta['name']}: nothing to sync ({journal.name} is empty or absent)")
+        return result
+    if experiment is None:
+        raise TrackingError(f"{journal}: no experiment recorded; pass --experiment")
+    tracker = SweepTracker(uri, experiment, meta["sweep_id"], meta["name"], journal=journal)
+    result["replayed"] = tracker.sync()
+    out(f"sweep {meta['name']}: {result['replayed']} journaled tracking writes replayed to {uri} "
+        f"(experiment {experiment!r})")
+    return result

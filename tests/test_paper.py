@@ -174,7 +174,8 @@ def test_plots_are_pngs_with_one_line_per_method(tmp_path):
     summary = aggregate(results, "accuracy")
     assert paper.plot_keys(summary) == ["method.prompt_length"]
     paths = paper.write_artifacts(summary, tmp_path)
-    assert set(paths) == {"paper_md", "paper_csv", "prompt_length_png", "prompt_length_csv"}
+    # PT vs Encoder IPT on CB: the significance table comes along
+    assert set(paths) == {"paper_md", "paper_csv", "significance_md", "prompt_length_png", "prompt_length_csv"}
     data = paths["prompt_length_png"].read_bytes()
     assert data[:8] == PNG and len(data) > 5000
     rows = list(csv.DictReader(paths["prompt_length_csv"].open()))
@@ -261,7 +262,7 @@ def test_cli_report_combines_sweeps_writes_and_logs_paper_outputs(tmp_path, monk
         agg = client.search_runs([exp.experiment_id],
                                  f"tags.`ipt.sweep_id` = '{sweep}' and tags.`ipt.kind` = 'aggregate'")[0]
         logged = {a.path for a in client.list_artifacts(agg.info.run_id, "paper")}
-        assert logged == {"paper/paper.md", "paper/paper.csv"}
+        assert logged == {"paper/paper.md", "paper/paper.csv", "paper/significance.md"}
     # --epoch best: each config read at its best epoch by seed mean (epoch 2: +5 points)
     assert main(["report", "sweep-cb", "--tracking-uri", uri, "--experiment", "ipt-paper-test", "--epoch", "best",
                  "--paper", "--no-log"]) == 0
@@ -371,3 +372,24 @@ def test_a_row_has_one_name_in_every_column():
     table = paper.build_table(aggregate(results, "accuracy"))
     assert table.methods == ["Structured PT [hypernetwork=linear]", "Structured PT [hypernetwork=mlp]"]
     assert table.cell("Structured PT [hypernetwork=mlp]", "rte").mean == 0.7
+
+
+def test_significance_compares_each_ipt_variant_with_its_base_method():
+    from scipy import stats
+
+    pt, ipt = [0.60, 0.62, 0.61, 0.63, 0.59], [0.70, 0.72, 0.69, 0.71, 0.73]
+    prefix, prefix_ipt = [0.65, 0.66, 0.64, 0.65, 0.67], [0.64, 0.67, 0.66, 0.65, 0.65]
+    results = (fake(cfg("cb", "prompt_tuning"), pt) + fake(cfg("cb", "random_ipt"), ipt)
+               + fake(cfg("cb", "prompt_tuning", injection="prefix"), prefix)
+               + fake(cfg("cb", "random_ipt", injection="prefix"), prefix_ipt))
+    table = paper.build_table(aggregate(results, "accuracy"))
+    rows = {(r["method"], r["task"]): r for r in paper.significance(table)}
+    assert set(rows) == {("PT + Random IPT", "cb"), ("Prefix + Random IPT", "cb")}
+    pt_row = rows[("PT + Random IPT", "cb")]
+    expected = stats.ttest_ind(ipt, pt, equal_var=False)
+    assert pt_row["base"] == "Prompt Tuning" and pt_row["p"] == pytest.approx(expected.pvalue)
+    assert pt_row["delta"] == pytest.approx(sum(ipt) / 5 - sum(pt) / 5)
+    assert rows[("Prefix + Random IPT", "cb")]["base"] == "Prefix Tuning"
+    md = paper.significance_markdown(table)
+    assert "| PT + Random IPT | Prompt Tuning | CB | +10.0 |" in md and "better" in md
+    assert "no significant difference" in md

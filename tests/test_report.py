@@ -242,3 +242,113 @@ def test_results_from_mlflow_equals_the_fed_values(tmp_path, monkeypatch):
     assert [(c.config_id, c.mean, c.std, c.values) for c in summary.configs] == [
         (c.config_id, c.mean, c.std, c.values) for c in from_tune.configs]
     assert not (Path(os.getcwd()) / "mlruns").exists()
+
+
+# ---------------------------------------------------------------- several sweeps, best epoch, MLflow glue
+
+
+def test_expand_sections_turns_a_section_param_into_dotted_keys():
+    from ipt_ray.report import expand_sections
+
+    assert expand_sections({"method": '{"encoder": "rnn", "strategy": "encoder_ipt"}', "train.lr": 0.01}) == {
+        "method.encoder": "rnn", "method.strategy": "encoder_ipt", "train.lr": 0.01}
+    assert expand_sections({"task": {"name": "cb", "few_shot_k": 8}}) == {"task.name": "cb", "task.few_shot_k": 8}
+    assert expand_sections({"method": "{broken", "note": '{"a": 1}'}) == {"method": "{broken", "note": '{"a": 1}'}
+
+
+def test_with_context_adds_what_the_parent_run_knows():
+    from ipt_ray.report import SweepContext, combine_results, with_context
+
+    ctx = SweepContext("s", "s", params={"task": "rte", "backbone": "minilm-l6"},
+                       base={"task": {"data_dir": "/data", "max_train_samples": 250},
+                             "method": {"prompt_length": 16, "strategy": "random_ipt"},
+                             "train": {"lr": 0.01, "seeds": [0, 1], "output_dir": "runs"}})
+    assert ctx.shared_params() == {"task.max_train_samples": 250, "method.prompt_length": 16,
+                                   "method.strategy": "random_ipt", "train.lr": 0.01, "task.name": "rte",
+                                   "backbone.name": "minilm-l6"}
+    raw = seeds("c1", [0.5, 0.6], params={"method": '{"strategy": "encoder_ipt"}'})
+    out = with_context(raw, ctx)
+    assert out[0].config_id == "c1"  # kept unless asked
+    assert out[0].params["method.strategy"] == "encoder_ipt" and out[0].params["task.name"] == "rte"
+    again = with_context(raw, ctx, reid=True)
+    assert again[0].config_id == config_id(again[0].params) != "c1"
+    other = SweepContext("t", "t", params={"task": "cb"})
+    both = combine_results([(ctx, raw), (other, raw)])
+    assert len({r.config_id for r in both}) == 2 and len(aggregate(both, "accuracy").configs) == 2
+
+
+def _fake_run(run_id, cid, seed, last, status="completed"):
+    return SimpleNamespace(info=SimpleNamespace(run_id=run_id, experiment_id="1"),
+                           data=SimpleNamespace(tags={"ipt.config_id": cid, "ipt.seed": str(seed), "ipt.trial_id": cid,
+                                                      "ipt.status": status, "ipt.sweep_id": "sw",
+                                                      "mlflow.parentRunId": "parent"},
+                                                params={"train.lr": "0.01", "seed": str(seed)},
+                                                metrics={"dev_accuracy": last}))
+
+
+def test_results_from_mlflow_best_epoch_by_seed_mean():
+    curves = {"a0": [0.5, 0.8, 0.6], "a1": [0.7, 0.6, 0.65],  # mean by epoch: 0.6, 0.7, 0.625 -> epoch 2
+              "b0": [0.4, 0.4], "b1": [0.5, 0.5]}  # a tie: the earliest epoch
+    runs = [_fake_run("a0", "a", 0, 0.6), _fake_run("a1", "a", 1, 0.65), _fake_run("b0", "b", 0, 0.4),
+            _fake_run("b1", "b", 1, 0.5)]
+    calls = []
+
+    def history(run_id, key):
+        calls.append((run_id, key))
+        return [SimpleNamespace(step=i + 1, value=v) for i, v in enumerate(curves[run_id])]
+
+    last = {(r.config_id, r.seed): r.value for r in results_from_mlflow(runs, "accuracy")}
+    assert last == {("a", 0): 0.6, ("a", 1): 0.65, ("b", 0): 0.4, ("b", 1): 0.5}
+    best = {(r.config_id, r.seed): r.value
+            for r in results_from_mlflow(runs, "accuracy", epoch="best", history=history)}
+    assert best == {("a", 0): 0.8, ("a", 1): 0.6, ("b", 0): 0.4, ("b", 1): 0.5}
+    assert set(calls) == {(r, "dev_accuracy") for r in curves}
+    low = {(r.config_id, r.seed): r.value for r in results_from_mlflow(runs, "accuracy", epoch="best", history=history,
+                                                                        mode="min")}
+    assert low[("a", 0)] == 0.5 and low[("a", 1)] == 0.7  # epoch 1 has the lowest mean
+    with pytest.raises(ValueError, match="history"):
+        results_from_mlflow(runs, "accuracy", epoch="best")
+    with pytest.raises(ValueError, match="epoch"):
+        results_from_mlflow(runs, "accuracy", epoch="first")
+
+
+class _FakeClient:
+    def __init__(self, yaml_text=None, aggregate=True):
+        self.yaml_text, self.aggregate, self.logged = yaml_text, aggregate, []
+
+    def get_run(self, run_id):
+        return SimpleNamespace(info=SimpleNamespace(run_name="my-sweep"),
+                               data=SimpleNamespace(params={"task": "cb", "seeds": "0,1"},
+                                                    tags={"mlflow.runName": "my-sweep"}))
+
+    def download_artifacts(self, run_id, path, dst):
+        if self.yaml_text is None:
+            raise OSError("no such artifact")
+        target = Path(dst) / path
+        target.write_text(self.yaml_text)
+        return str(target)
+
+    def search_runs(self, experiment_ids, filter_string, max_results=None):
+        self.filter = filter_string
+        return [SimpleNamespace(info=SimpleNamespace(run_id="agg"))] if self.aggregate else []
+
+    def log_artifact(self, run_id, path, artifact_path=None):
+        self.logged.append((run_id, Path(path).name, artifact_path))
+
+
+def test_sweep_context_and_artifact_upload_through_a_duck_typed_client(tmp_path):
+    from ipt_ray.report import log_report_artifacts, sweep_context_from_mlflow
+
+    runs = [_fake_run("r0", "a", 0, 0.5)]
+    ctx = sweep_context_from_mlflow(_FakeClient("task:\n  name: rte\nmethod:\n  strategy: ppt\n"), runs)
+    assert (ctx.name, ctx.sweep_id, ctx.params["task"]) == ("my-sweep", "sw", "cb")
+    # the YAML as written says rte, the parent's params (the effective config, after --set) say cb: cb wins
+    assert ctx.shared_params()["task.name"] == "cb" and ctx.shared_params()["method.strategy"] == "ppt"
+    bare = sweep_context_from_mlflow(_FakeClient(None), runs)  # no YAML artifact: the parent's params still count
+    assert bare.base == {} and bare.shared_params() == {"task.name": "cb"}
+    (tmp_path / "paper.md").write_text("x")
+    client = _FakeClient()
+    assert log_report_artifacts(client, runs, [tmp_path / "paper.md"]) == "agg"
+    assert client.logged == [("agg", "paper.md", "paper")] and "'aggregate'" in client.filter
+    assert log_report_artifacts(_FakeClient(aggregate=False), runs, [tmp_path / "paper.md"]) is None
+    assert log_report_artifacts(client, [], []) is None

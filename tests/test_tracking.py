@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -339,3 +340,260 @@ def test_artifacts_stay_beside_the_sqlite_store(uri, tmp_path):
     location = MlflowClient(uri).get_experiment(tracker.experiment_id).artifact_location
     assert location == (tmp_path / "mlartifacts").as_uri()
     assert (tmp_path / "mlartifacts").is_dir()
+
+
+# ---------------------------------------------------------------- outages: the journal
+
+
+def _outage() -> Exception:
+    """What MLflow raises when the server is gone: an MlflowException chained to a refused connection."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        try:
+            raise requests.exceptions.ConnectionError("[Errno 111] Connection refused")
+        except requests.exceptions.ConnectionError as err:
+            raise MlflowException(f"API request to http://127.0.0.1:1/api failed with exception {err}")
+    except MlflowException as wrapped:
+        return wrapped
+
+
+class FlakyClient:
+    """An MlflowClient whose calls fail like a lost server while ``down`` (or for the next ``fail_next`` calls)."""
+
+    def __init__(self, real: MlflowClient) -> None:
+        self.real = real
+        self.down = False
+        self.fail_next: dict[str, int] = {}
+        self.calls = 0
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.real, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            if self.down or self.fail_next.get(name, 0) > 0:
+                if not self.down:
+                    self.fail_next[name] -= 1
+                raise _outage()
+            self.calls += 1
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def journaled_tracker(uri: str, tmp_path: Path, **kwargs) -> tuple[SweepTracker, FlakyClient]:
+    tracker = SweepTracker(uri, EXPERIMENT, "sw-1", "demo", journal=tmp_path / "sweep" / "mlflow_journal.jsonl",
+                           **kwargs)
+    tracker.start_parent("task:\n  name: rte\n", {"method.prompt_length": {"choice": [8, 16]}}, "abc123",
+                         {"task.name": "rte"})
+    flaky = FlakyClient(tracker.client)
+    tracker.client = flaky
+    return tracker, flaky
+
+
+def assert_exact_sweep(uri: str, trials=(0, 1), epochs=(1, 2, 3), status="completed"):
+    client = MlflowClient(uri)
+    children = runs_of(uri, "trial")
+    assert sorted((r.data.tags["ipt.trial_id"], r.data.tags["ipt.seed"]) for r in children) == sorted(
+        (f"t{t}", str(s)) for t in trials for s in SEEDS)  # one run per (trial, seed): no duplicates
+    for run in children:
+        t, seed = int(run.data.tags["ipt.trial_id"][1:]), int(run.data.tags["ipt.seed"])
+        history = client.get_metric_history(run.info.run_id, "dev_accuracy")
+        assert sorted((m.step, m.value) for m in history) == [(e, value(t, seed, e)) for e in epochs]
+        assert run.data.params["seed"] == str(seed) and run.data.params["method.prompt_length"] == str(8 * (t + 1))
+        assert (run.data.tags["ipt.status"], run.info.status) == (status, "FINISHED")
+    return children
+
+
+def summary_of(uri: str):
+    return report.aggregate(report.results_from_mlflow(runs_of(uri, "trial"), "accuracy"), "accuracy", "max")
+
+
+def test_is_outage_tells_a_lost_server_from_a_refused_request():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
+
+    from ipt_ray.tracking import is_outage
+
+    assert is_outage(_outage())
+    assert is_outage(ConnectionRefusedError(111, "refused")) and is_outage(TimeoutError())
+    assert is_outage(MlflowException("try later", error_code=TEMPORARILY_UNAVAILABLE))
+    assert not is_outage(MlflowException("Changing param values is not allowed", error_code=INVALID_PARAMETER_VALUE))
+    assert not is_outage(ValueError("bad value"))
+
+
+def test_lost_server_journals_writes_and_sync_replays_them_exactly(uri, tmp_path, caplog):
+    tracker, flaky = journaled_tracker(uri, tmp_path)
+    log_trials(tracker, epochs=(1,))
+    flaky.down = True  # the server dies after the first epoch
+    with caplog.at_level("WARNING", logger="ipt_ray.tracking"):
+        log_trials(tracker, epochs=(2, 3))  # nothing raises: the sweep goes on
+        tracker.end_trial("t0", "completed")
+        tracker.end_trial("t1", "completed")
+        summary = report.aggregate([report.SeedResult(config_id(trial_params(t)), f"t{t}", s, value(t, s, 3),
+                                                      trial_params(t), "completed") for t in (0, 1) for s in SEEDS],
+                                   "accuracy")
+        assert tracker.log_aggregate(summary, report.write_artifacts(summary, tmp_path / "report")) is None
+        tracker.tag_parent({"ipt.optuna.complete": "2"})
+        tracker.finish()
+    assert sum("is unreachable" in r.getMessage() for r in caplog.records) == 1  # warned once
+    assert tracker.pending() == 4 + 2 + 1 + 1 + 1
+    assert all(r.data.tags["ipt.last_epoch"] == "1" for r in runs_of(uri, "trial"))
+    assert runs_of(uri, "aggregate") == []
+
+    # The server is back; a fresh tracker (what `ipt-ray report --sync` builds) replays the journal.
+    flaky.down = False
+    fresh = SweepTracker(uri, EXPERIMENT, "sw-1", "demo", journal=tracker.journal)
+    assert fresh.sync() == 9
+    assert fresh.pending() == 0 and tracker.journal.read_text() == ""
+    assert_exact_sweep(uri)
+    (aggregate,) = runs_of(uri, "aggregate")
+    assert aggregate.info.status == "FINISHED" and aggregate.data.tags["ipt.aggregate_version"] == "1"
+    assert {a.path for a in MlflowClient(uri).list_artifacts(aggregate.info.run_id)} == {
+        "results.csv", "results.md", "results.png", "summary.json"}
+    (parent,) = runs_of(uri, "parent")
+    assert parent.info.status == "FINISHED" and parent.data.tags["ipt.optuna.complete"] == "2"
+    assert fresh.sync() == 0  # idempotent: nothing left
+    assert len(runs_of(uri, "trial")) == 6 and len(runs_of(uri, "aggregate")) == 1
+
+
+def test_writes_wait_behind_the_journal_and_resume_when_the_server_is_back(uri, tmp_path):
+    tracker, flaky = journaled_tracker(uri, tmp_path, retry_interval_s=0.0)
+    log_trials(tracker, epochs=(1,))
+    flaky.down = True
+    log_trials(tracker, epochs=(2,))
+    assert tracker.pending() == 2
+    flaky.down = False
+    log_trials(tracker, epochs=(3,))  # the probe finds the server: epoch 2 replayed first, then epoch 3
+    assert tracker.pending() == 0
+    tracker.end_trial("t0", "completed")
+    tracker.end_trial("t1", "completed")
+    assert_exact_sweep(uri)
+
+
+def test_order_is_kept_while_the_server_is_not_probed_yet(uri, tmp_path):
+    tracker, flaky = journaled_tracker(uri, tmp_path, retry_interval_s=3600.0)
+    log_trials(tracker, epochs=(1, 2))
+    flaky.down = True
+    log_trials(tracker, epochs=(3,))
+    flaky.down = False  # back, but not probed yet: the end must not overtake the journaled epoch 3
+    tracker.end_trial("t0", "completed")
+    tracker.end_trial("t1", "completed")
+    assert tracker.pending() == 4
+    assert {r.info.status for r in runs_of(uri, "trial")} == {"RUNNING"}
+    assert tracker.flush() == 0  # the sweep's last replay attempt ignores the probe interval
+    assert_exact_sweep(uri)
+
+
+def test_a_half_landed_write_is_completed_not_duplicated(uri, tmp_path):
+    tracker, flaky = journaled_tracker(uri, tmp_path)
+    flaky.fail_next["log_batch"] = 1  # the child run is created, then its params are cut off
+    p = trial_params(0)
+    assert tracker.log_result("t0", config_id(p), p, make_result(0, 1), SEEDS, "random_ipt") == 0
+    assert len(runs_of(uri, "trial")) == 1 and runs_of(uri, "trial")[0].data.params == {}
+    # a write fails midway through a replay: the rest stays journaled
+    flaky.fail_next["log_batch"] = 1
+    with pytest.raises(TrackingError, match="went away during the replay: 0 of 1"):
+        tracker.sync()
+    assert tracker.pending() == 1
+    assert tracker.sync() == 1
+    log_trials(tracker, trials=(0,), epochs=(2, 3))
+    tracker.end_trial("t0", "completed")
+    assert_exact_sweep(uri, trials=(0,))
+
+
+def test_other_mlflow_errors_still_raise(uri, tmp_path):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    tracker, flaky = journaled_tracker(uri, tmp_path)
+    log_trials(tracker, trials=(0,), epochs=(1,))
+
+    def refuse(*args, **kwargs):
+        raise MlflowException("Changing param values is not allowed", error_code=INVALID_PARAMETER_VALUE)
+
+    flaky.real = SimpleNamespace(**{name: refuse for name in ("log_batch", "search_runs", "set_tag", "update_run",
+                                                              "set_terminated")})
+    with pytest.raises(MlflowException, match="Changing param values"):
+        tracker.end_trial("t0", "completed")
+    assert tracker.pending() == 0
+
+
+def test_unreachable_at_start_is_an_error_not_a_journal(uri, tmp_path):
+    tracker = SweepTracker(uri, EXPERIMENT, "sw-1", "demo", journal=tmp_path / "j.jsonl")
+    tracker.client = FlakyClient(tracker.client)
+    tracker.client.down = True
+    with pytest.raises(TrackingError, match="stopped answering"):
+        tracker.start_parent("x: 1\n", {}, "abc", {})
+    assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_journal_lines_cut_short(tmp_path, caplog):
+    from ipt_ray.tracking import read_journal
+
+    good = json.dumps({"v": 1, "op": "finish", "sweep_id": "sw-1", "args": {"status": "FINISHED"}})
+    path = tmp_path / "j.jsonl"
+    path.write_text(good + "\n" + good[:20])  # the driver died while appending
+    with caplog.at_level("WARNING", logger="ipt_ray.tracking"):
+        assert [r["op"] for r in read_journal(path)] == ["finish"]
+    assert "incomplete record" in caplog.text
+    path.write_text(good[:20] + "\n" + good + "\n")
+    with pytest.raises(TrackingError, match="line 1: not a journal record"):
+        read_journal(path)
+
+
+def test_appending_after_a_cut_line_starts_a_new_line(uri, tmp_path):
+    tracker, flaky = journaled_tracker(uri, tmp_path)
+    tracker.journal.parent.mkdir(parents=True, exist_ok=True)
+    tracker.journal.write_text('{"v": 1, "op": "fin')
+    flaky.down = True
+    tracker.finish()
+    lines = tracker.journal.read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["op"] == "finish"
+
+
+def test_report_sync_replays_a_sweep_folder_and_reports(uri, tmp_path, capsys):
+    from ipt_ray.cli import main
+
+    sweep_dir = tmp_path / "runs" / "sweeps" / "demo"
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "ipt_sweep.json").write_text(json.dumps({"name": "demo", "sweep_id": "sw-1", "tracking_uri": uri,
+                                                          "experiment": EXPERIMENT}))
+    tracker = SweepTracker(uri, EXPERIMENT, "sw-1", "demo", journal=sweep_dir / "mlflow_journal.jsonl")
+    tracker.start_parent("x: 1\n", {}, "abc", {})
+    tracker.client = flaky = FlakyClient(tracker.client)
+    log_trials(tracker, epochs=(1,))
+    flaky.down = True
+    log_trials(tracker, epochs=(2, 3))
+    for t in (0, 1):
+        tracker.end_trial(f"t{t}", "completed")
+    assert tracker.pending() == 6
+    assert main(["report", "--sync", "demo"]) == 0  # found under ./runs/sweeps; URI and experiment from the sweep
+    out = capsys.readouterr().out
+    assert "6 journaled tracking writes replayed" in out and config_id(trial_params(1)) in out
+    assert_exact_sweep(uri)
+    assert main(["report", "--sync", str(sweep_dir)]) == 0  # again, by folder: nothing left to do
+    assert "nothing to sync" in capsys.readouterr().out
+    assert_exact_sweep(uri)
+    assert main(["report", "--sync", "no-such-sweep"]) == 2
+    assert "no folder of sweep 'no-such-sweep'" in capsys.readouterr().err
+
+
+def test_a_resumed_sweep_replays_the_journal_before_anything_else(uri, tmp_path):
+    tracker, flaky = journaled_tracker(uri, tmp_path)
+    log_trials(tracker, epochs=(1,))
+    flaky.down = True
+    log_trials(tracker, epochs=(2,))
+    tracker.finish("KILLED")  # the driver gave up while the server was away
+    # `ipt-ray sweep --resume`: a new tracker on the same journal; start_parent replays it first.
+    resumed = SweepTracker(uri, EXPERIMENT, "sw-1", "demo", journal=tracker.journal)
+    resumed.start_parent("x: 1\n", {}, "abc", {})
+    assert resumed.pending() == 0
+    assert MlflowClient(uri).get_run(resumed.parent_id).info.status == "RUNNING"
+    log_trials(resumed, epochs=(3,))
+    for t in (0, 1):
+        resumed.end_trial(f"t{t}", "completed")
+    assert_exact_sweep(uri)
