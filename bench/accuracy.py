@@ -1,7 +1,7 @@
 """Dev accuracy and wall time of Prompt Tuning, Random IPT and Encoder IPT (cnn) on MiniLM.
 
 Input injection, k=16, one seed, CB (vendored, full train) and SST-2 (2,000 training sentences).
-Usage: python bench/accuracy.py [--out bench/results/accuracy.md] [--epochs-cb 8] [--epochs-sst2 4]
+Usage: python -m bench.accuracy [--out bench/results/accuracy.md] [--epochs-cb 8] [--epochs-sst2 4]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ipt_ray.config import validate_config
+from bench._results import write_results
 from ipt_ray.train import run_local
 
 METHODS = {
@@ -55,15 +56,12 @@ def main() -> None:
                    "trainable_params": result["trainable_params"], "trainable_pct": result["trainable_pct"], "wall_s": wall}
             print(json.dumps(row), flush=True)
             rows.append(row)
-    out.parent.mkdir(parents=True, exist_ok=True)
     lines = ["| task | method | epochs | dev acc (last) | dev acc (best epoch) | trainable | wall (s) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['method']} | {r['epochs']} | {r['dev_accuracy_last']:.4f} | "
                      f"{r['dev_accuracy_best']:.4f} | {r['trainable_params']:,} ({r['trainable_pct']:.2f}%) | {r['wall_s']:.0f} |")
-    out.write_text("\n".join(lines) + "\n")
-    (out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))
-    print("\n".join(lines))
+    write_results(out, lines, rows)
 
 
 if __name__ == "__main__":

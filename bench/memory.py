@@ -8,7 +8,7 @@ count is the number of distinct ids in CB's training set under the MiniLM tokeni
 tokenizer is not available offline), used for both backbones.
 
 Target: every IPT strategy has a default layout with at most 1.5% of roberta-large's parameters trainable.
-Usage: python bench/memory.py [--out bench/results/memory.md]
+Usage: python -m bench.memory [--out bench/results/memory.md]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from bench._results import write_results
 
 METHODS = {
     "Prompt Tuning": {"strategy": "prompt_tuning"},
@@ -139,12 +140,7 @@ def main() -> None:
             f"| {name} | {m['trainable']:,} | {100 * m['trainable'] / m['backbone']:.2f}% | "
             f"{m['optimizer_bytes'] / 2**20:.1f} MiB | {m['peak_rss_mb']:.0f} | {m['peak_rss_mb'] - baseline:.0f} | "
             f"{t_large:,} | {100 * t_large / b_large:.2f}% |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"baseline_rss_mb": baseline, "minilm": minilm,
-                                                    "roberta_large": large}, indent=2))
-    print("\n".join(lines))
+    write_results(args.out, lines, {"baseline_rss_mb": baseline, "minilm": minilm, "roberta_large": large})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ times (training + dev evaluation). Launch latency: from Tune starting a trial to
 training step (the first result's arrival at the driver minus that epoch's own time).
 
 Target: ratio <= 1.15 for num_workers 0.
-Usage: python bench/overhead.py [--trials 10] [--modes 0 1] [--out bench/results/overhead.md]
+Usage: python -m bench.overhead [--trials 10] [--modes 0 1] [--out bench/results/overhead.md]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ray import tune
 
 from ipt_ray.config import validate_config
 from ipt_ray.sweep import run_sweep
+from bench._results import write_results
 
 
 class LaunchTimes(tune.Callback):
@@ -81,11 +82,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['mode']} | {r['trials']} | {r['mean_trial_s']:.1f} | {r['wall_s']:.0f} | {r['own_training_s']:.0f} | "
                      f"{r['ratio']:.2f} | {r['launch_latency_median_s']:.1f} | {r['launch_latency_first_s']:.1f} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
-    print("\n".join(lines))
+    write_results(args.out, lines, rows)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,12 @@
 CPU-scale CB on MiniLM: strategy x prompt length x learning rate (18 configs), 2 seeds, 2 epochs by default.
 The figure is the number of trial-epochs spent (every epoch any trial trained, in the order results
 arrived) until a completed config's seed mean is within 1 point of the grid's best seed mean.
-Usage: python bench/search_efficiency.py [--samples 12] [--out bench/results/search_efficiency.md]
+Usage: python -m bench.search_efficiency [--samples 12] [--out bench/results/search_efficiency.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from ray import tune
 
 from ipt_ray.config import validate_config
 from ipt_ray.sweep import run_sweep
+from bench._results import write_results
 
 SPACE = {
     "method.strategy": {"type": "choice", "values": ["prompt_tuning", "random_ipt", "encoder_ipt"]},
@@ -86,11 +86,7 @@ def main() -> None:
              "completed configs | wall (s) |", "|---|---|---|---|---|"]
     for name, (total, until, wall, completed) in rows.items():
         lines.append(f"| {name} | {total} | {until if until is not None else 'not reached'} | {completed} | {wall:.0f} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"grid": grid.events, "optuna": optuna.events}, indent=2))
-    print("\n".join(lines))
+    write_results(args.out, lines, {"grid": grid.events, "optuna": optuna.events})
 
 
 if __name__ == "__main__":

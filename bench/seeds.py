@@ -2,19 +2,18 @@
 
 A trial's seeds share one loaded backbone and one tokenised dataset, so the only per-seed cost should
 be the seed's own training. Target: 5-seed / 1-seed <= 5.0. Also: sequential vs batched execution.
-Usage: python bench/seeds.py [--epochs 2] [--repeats 3] [--out bench/results/seeds.md]
+Usage: python -m bench.seeds [--epochs 2] [--repeats 3] [--out bench/results/seeds.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 from ipt_ray.config import load_config
 from ipt_ray.train import prepared_inputs, run_local
+from bench._results import write_results
 
 
 def timed(cfg, seeds) -> float:
@@ -48,11 +47,7 @@ def main() -> None:
     for name, value in med.items():
         runs = ", ".join(f"{t:.1f}" for t in times[name])
         lines.append(f"| {name} | {value:.1f} | {runs} | {value / one:.2f} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(times, indent=2))
-    print("\n".join(lines))
+    write_results(args.out, lines, times)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,14 @@ same rounds when `peft` is installed.
 
 Targets: Random IPT <= 1.05, Encoder IPT <= 1.15 (x Prompt Tuning); Prefix + IPT <= 1.10 x Prefix
 Tuning; ours / PEFT <= 1.00 for both.
-Usage: python bench/step_time.py [--rounds 12] [--out bench/results/step_time.md]
+Usage: python -m bench.step_time [--rounds 12] [--out bench/results/step_time.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -26,6 +24,7 @@ from ipt_ray.backbone import load_backbone, resolve_name
 from ipt_ray.config import BackboneConfig, MethodConfig
 from ipt_ray.model import SeedGroup, build_adapter, build_context, count_trainable
 from ipt_ray.prompts.base import PromptedBatch
+from bench._results import write_results
 
 B, N, K, PREFIX_HIDDEN = 16, 128, 16, 128
 
@@ -144,11 +143,7 @@ def main() -> None:
         ratio = value / base
         verdict = "" if target is None else f"<= {target:.2f} {'ok' if ratio <= target else 'MISSED'}"
         lines.append(f"| {name} | {cases[name][1]:,} | {value * 1000:.0f} | {ratio:.3f} | {base_name} | {verdict} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(times, indent=2))
-    print("\n".join(lines))
+    write_results(args.out, lines, times)
 
 
 if __name__ == "__main__":

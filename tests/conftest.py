@@ -83,6 +83,23 @@ def tiny_backbones(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def bert(tiny_backbones):
+    """The tiny BERT, loaded and frozen (tests train adapters over it, never the backbone itself)."""
+    from ipt_ray.backbone import load_backbone
+    from ipt_ray.config import BackboneConfig
+
+    return load_backbone(BackboneConfig(name=str(tiny_backbones["bert"])))
+
+
+@pytest.fixture(scope="session")
+def roberta(tiny_backbones):
+    from ipt_ray.backbone import load_backbone
+    from ipt_ray.config import BackboneConfig
+
+    return load_backbone(BackboneConfig(name=str(tiny_backbones["roberta"])))
+
+
+@pytest.fixture(scope="session")
 def tiny_bert(tiny_backbones) -> Path:
     return tiny_backbones["bert"]
 

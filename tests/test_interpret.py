@@ -7,22 +7,11 @@ import json
 import pytest
 import torch
 
-from ipt_ray.backbone import load_backbone
-from ipt_ray.config import BackboneConfig, MethodConfig, validate_config
+from ipt_ray.config import MethodConfig, validate_config
 from ipt_ray.interpret import load_projection_data, nearest_tokens, projection_plot
 from ipt_ray.model import build_adapter, build_context, save_adapter
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def bert(tiny_backbones):
-    return load_backbone(BackboneConfig(name=str(tiny_backbones["bert"])))
-
-
-@pytest.fixture(scope="module")
-def roberta(tiny_backbones):
-    return load_backbone(BackboneConfig(name=str(tiny_backbones["roberta"])))
 
 
 def make_adapter(backbone, num_labels=3, **method):

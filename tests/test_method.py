@@ -38,16 +38,6 @@ SOURCE_CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def bert(tiny_backbones):
-    return load_backbone(BackboneConfig(name=str(tiny_backbones["bert"])))
-
-
-@pytest.fixture(scope="module")
-def roberta(tiny_backbones):
-    return load_backbone(BackboneConfig(name=str(tiny_backbones["roberta"])))
-
-
 def make_batch(backbone, texts, pair=None, labels=None) -> PromptedBatch:
     tok = backbone.tokenizer
     enc = tok(texts, pair, return_special_tokens_mask=True)

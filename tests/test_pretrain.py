@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from ipt_ray.backbone import BackboneError, load_backbone
-from ipt_ray.config import BackboneConfig, ConfigError, MethodConfig, PretrainConfig, PretrainSource, load_config
+from ipt_ray.backbone import BackboneError
+from ipt_ray.config import ConfigError, MethodConfig, PretrainConfig, PretrainSource, load_config
 from ipt_ray.model import build_adapter, build_context, count_trainable
 from ipt_ray.pretrain import (
     WIKIPEDIA_CATEGORIES,
@@ -24,16 +24,6 @@ from ipt_ray.pretrain import (
 from ipt_ray.prompts.base import first_content_tokens
 from ipt_ray.prompts.instance import TABLE_FORMAT
 from ipt_ray.tasks import NEWSGROUPS_LABELS, get_task
-
-
-@pytest.fixture(scope="module")
-def bert(tiny_backbones):
-    return load_backbone(BackboneConfig(name=str(tiny_backbones["bert"])))
-
-
-@pytest.fixture(scope="module")
-def roberta(tiny_backbones):
-    return load_backbone(BackboneConfig(name=str(tiny_backbones["roberta"])))
 
 
 @pytest.fixture(scope="module")
