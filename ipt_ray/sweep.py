@@ -312,8 +312,8 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
         if resuming and tune.Tuner.can_restore(str(sweep_dir)):
             out(f"resuming sweep {name} from {sweep_dir}")
             tuner = tune.Tuner.restore(str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True)
-            # The callback is not part of the saved state; hand it over again.
-            tuner._local_tuner._run_config.callbacks = [callback, *(callbacks or [])]  # noqa: SLF001 - Tune offers no public setter
+            # Tune restored the callbacks pickled with the run config; hand over fresh ones (no public setter).
+            tuner._local_tuner._run_config.callbacks = [callback, *(callbacks or [])]  # noqa: SLF001
         else:
             root.mkdir(parents=True, exist_ok=True)
             sweep_dir.mkdir(parents=True, exist_ok=True)
