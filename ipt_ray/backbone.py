@@ -179,8 +179,9 @@ def load_backbone(cfg: BackboneConfig, with_mlm_head: bool = False, frozen: bool
             heads = [m for n, m in full.named_children() if n != full.base_model_prefix]
             mlm_head = heads[0]
         else:
-            encoder = AutoModel.from_pretrained(source, add_pooling_layer=False, **kwargs) if _has_pooler(source, kwargs) \
-                else AutoModel.from_pretrained(source, **kwargs)
+            # BERT/RoBERTa carry a pooler we never use: skip building it (fewer frozen params, no warnings).
+            no_pooler = {"add_pooling_layer": False} if _has_pooler(source, cfg.revision, kwargs["local_files_only"]) else {}
+            encoder = AutoModel.from_pretrained(source, **no_pooler, **kwargs)
             mlm_head = None
     except (OSError, ValueError) as err:
         if isinstance(err, BackboneError):
@@ -194,16 +195,11 @@ def load_backbone(cfg: BackboneConfig, with_mlm_head: bool = False, frozen: bool
 
 
 @lru_cache(maxsize=32)
-def _pooler_cached(source: str, revision: str | None, local_only: bool) -> bool:
+def _has_pooler(source: str, revision: str | None, local_only: bool) -> bool:
     from transformers import AutoConfig
 
-    cfg = AutoConfig.from_pretrained(source, revision=revision, local_files_only=local_only)
-    return cfg.model_type in ("bert", "roberta", "xlm-roberta", "camembert")
-
-
-def _has_pooler(source: str, kwargs: dict[str, Any]) -> bool:
-    """BERT/RoBERTa carry a pooler we never use; skip building it (fewer frozen params, no warnings)."""
     try:
-        return _pooler_cached(source, kwargs.get("revision"), bool(kwargs.get("local_files_only")))
+        cfg = AutoConfig.from_pretrained(source, revision=revision, local_files_only=local_only)
     except (OSError, ValueError):
         return False
+    return cfg.model_type in ("bert", "roberta", "xlm-roberta", "camembert")

@@ -336,7 +336,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     model: type[BaseModel] | None = ExperimentConfig
     for part in loc:
         if model is None or part not in model.model_fields:
-            return None if part not in ("search_space",) else None
+            return None
         annotation = model.model_fields[part].annotation
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -216,7 +215,3 @@ class EncoderPrompt(PromptSource):
         prompts = self.project(features).view(batch.size, self.length, -1)
         return prompts, batch.input_ids.new_ones(batch.size, self.length)
 
-
-def _ceil_rate(n: int, rate: float) -> int:
-    """Tokens the encoder reads for an input of ``n`` content tokens (for docs and tests)."""
-    return max(1, math.ceil(n * rate - 1e-6))
