@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-fast quickstart clean
+.PHONY: install test test-fast quickstart bench clean
 
 $(BIN)/ipt-ray: pyproject.toml requirements-cpu.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ test-fast: install
 
 quickstart: install
 	$(BIN)/ipt-ray sweep experiments/quickstart.yaml
+
+# every benchmark (about an hour on 2 cores); summary in bench/results.md and bench/results.json
+bench: install
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) mlruns mlflow.db runs .pytest_cache

@@ -7,7 +7,7 @@ same rounds when `peft` is installed.
 
 Targets: Random IPT <= 1.05, Encoder IPT <= 1.15 (x Prompt Tuning); Prefix + IPT <= 1.10 x Prefix
 Tuning; ours / PEFT <= 1.00 for both.
-Usage: python -m bench.step_time [--rounds 12] [--out bench/results/step_time.md]
+Usage: python -m bench.step_time [--rounds 20] [--out bench/results/step_time.md]
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def peft_steps(path: str, batch: PromptedBatch) -> dict[str, tuple[Callable[[], 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--out", default="bench/results/step_time.md")
     args = parser.parse_args()
     backbone = load_backbone(BackboneConfig(name="minilm-l6"))

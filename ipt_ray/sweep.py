@@ -110,6 +110,11 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str) -> Non
 
     from ipt_ray.train import train_loop_per_worker
 
+    # Ray Train reads its poll interval from this variable and passes it on to the controller it starts
+    # (ray.train.v2._internal.constants.ENV_VARS_TO_PROPAGATE). Its 2 s default cost 2.8 s more per
+    # trial in bench/results/overhead.md.
+    os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(cfg.cluster.health_check_interval_s)
+
     loop_config = _trial_loop_config(cfg, metric, "train")
     loop_config["run_dir"] = run_dir
     resources = {"CPU": cfg.cluster.cpus_per_worker}
@@ -128,6 +133,16 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str) -> Non
         ),
     )
     trainer.fit()
+
+
+def reuse_actors(cfg: ExperimentConfig) -> bool:
+    """Whether a finished trial's actor (imports, loaded backbone, tokenised data) takes the next trial.
+
+    Always for trials that train in-process. A trial running a TorchTrainer can be reused only when no
+    scheduler stops trials early: a stopped trial's ``fit()`` does not return within Tune's reset timeout,
+    and Tune then errors the trial that was to reuse the actor instead of starting a fresh one.
+    """
+    return cfg.cluster.num_workers == 0 or cfg.sweep.scheduler == "none"
 
 
 # ---------------------------------------------------------------- searcher
@@ -331,7 +346,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
                     scheduler=make_scheduler(cfg, max_epochs),
                     num_samples=1 if grid else cfg.sweep.num_samples,
                     max_concurrent_trials=max_concurrent(cfg),
-                    reuse_actors=cfg.cluster.num_workers == 0,
+                    reuse_actors=reuse_actors(cfg),
                 ),
                 run_config=tune.RunConfig(
                     name=name, storage_path=str(root), callbacks=[callback, *(callbacks or [])],

@@ -169,9 +169,13 @@ def test_ddp_with_two_cpu_workers(tiny_bert, tmp_path):
 
 
 @pytest.mark.slow
-def test_asha_stops_trials_on_the_seed_mean_and_marks_them_everywhere(tiny_bert, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-trial", "torchtrainer"])
+def test_asha_stops_trials_on_the_seed_mean_and_marks_them_everywhere(tiny_bert, tmp_path, workers):
+    # With a TorchTrainer per trial, a stopped trial's reused actor must not keep its Train run alive:
+    # its worker would hold the CPUs the next trials need, and the sweep would not finish.
     path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=4,
-                      extra_sweep={"scheduler": "asha", "grace_period": 1, "max_concurrent_trials": 2})
+                      extra_sweep={"scheduler": "asha", "grace_period": 1, "max_concurrent_trials": 2},
+                      cluster={"num_workers": workers, "cpus_per_worker": 1})
     out = run_sweep(load_config(path), path)
     client, runs, kinds = runs_by_kind(tmp_path)
     children = [r for r in runs if r.data.tags.get("ipt.kind") == "trial"]

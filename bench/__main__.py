@@ -1,0 +1,185 @@
+"""Run the benchmarks and gather their headline figures: ``python -m bench`` (or ``make bench``).
+
+Each benchmark runs in its own process (so peak RSS and Ray sessions do not leak from one into the
+next) and leaves its full table in ``bench/results/<name>.md`` with the raw timings beside it as JSON.
+This runner then writes ``bench/results.json`` and ``bench/results.md``: one row per headline figure,
+with its target, whether it is met, and the command that reproduces it.
+
+    python -m bench                      # all of them (about an hour on 2 CPU cores)
+    python -m bench --only step_time seeds
+    python -m bench --collect            # rebuild the summary from the results already on disk
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+
+
+@dataclass
+class Figure:
+    benchmark: str
+    figure: str
+    value: str
+    target: str = "report"
+    met: bool | None = None  # None: no target, the figure is reported
+
+
+def _ratio(value: float, limit: float | None) -> tuple[str, bool | None]:
+    return ("report", None) if limit is None else (f"<= {limit:.2f}", value <= limit)
+
+
+def step_time_figures(data: dict[str, list[float]]) -> list[Figure]:
+    med = {name: statistics.median(v) for name, v in data.items()}
+    pt, prefix = med["Prompt Tuning"], med["Prefix Tuning"]
+    limits = {"Random IPT": 1.05, "Pretrained IPT": 1.05, "Encoder IPT": 1.15, "Prefix + ": 1.10}
+    out = []
+    for name, value in med.items():
+        if name.startswith("PEFT"):
+            ours = pt if "Prompt" in name else prefix
+            target, met = _ratio(ours / value, 1.0)
+            out.append(Figure("step_time", f"ours / {name}", f"{ours / value:.3f}", target, met))
+            continue
+        limit = next((v for k, v in limits.items() if name.startswith(k)), None)
+        if limit is None:
+            continue
+        base = prefix if name.startswith("Prefix + ") else pt
+        target, met = _ratio(value / base, limit)
+        vs = "Prefix Tuning" if base is prefix else "Prompt Tuning"
+        out.append(Figure("step_time", f"step {name} / {vs}", f"{value / base:.3f}", target, met))
+    return out
+
+
+def seeds_figures(data: dict[str, list[float]]) -> list[Figure]:
+    med = {name: statistics.median(v) for name, v in data.items()}
+    one = med["1 seed"]
+    out = []
+    for name, value in med.items():
+        if name != "1 seed":
+            # the target is for a trial as it runs on CPU (train.execution auto = sequential there);
+            # batched execution is the GPU path, and its target is the GPU step ratio
+            target, met = _ratio(value / one, 5.0 if "sequential" in name else None)
+            out.append(Figure("seeds", f"trial wall {name} / 1 seed (CPU, {len(data[name])} runs)",
+                              f"{value / one:.2f}", target, met))
+    return out
+
+
+def overhead_figures(data: list[dict[str, Any]]) -> list[Figure]:
+    out = []
+    for row in data:
+        limit = 1.15 if row["mode"] == 0 else None
+        target, met = _ratio(row["ratio"], limit)
+        poll = f", Train poll {row['health_check_interval_s']:g} s" if row["mode"] and "health_check_interval_s" in row else ""
+        what = f"num_workers {row['mode']}{poll}"
+        out.append(Figure("overhead", f"sweep wall / trials' training, {what}, {row['trials']} trials",
+                          f"{row['ratio']:.2f}", target, met))
+        out.append(Figure("overhead", f"trial launch latency (median), {what}", f"{row['launch_latency_median_s']:.1f} s"))
+    return out
+
+
+def memory_figures(data: dict[str, Any]) -> list[Figure]:
+    out = []
+    for name, (trainable, backbone) in data["roberta_large"].items():
+        if name.endswith("[default]"):  # the paper's claim is about each strategy's default layout
+            pct = 100 * trainable / backbone
+            out.append(Figure("memory", f"trainable share of roberta-large, {name.removesuffix(' [default]')}",
+                              f"{pct:.2f}%", "<= 1.5%", pct <= 1.5))
+    return out
+
+
+def search_efficiency_figures(data: dict[str, list[list]]) -> list[Figure]:
+    # events are (trial, epoch, seed mean) in arrival order; a config counts once it completed
+    last_epoch = max(epoch for _, epoch, _ in data["grid"])
+    threshold = max(mean for _, epoch, mean in data["grid"] if epoch == last_epoch) - 0.01
+    out = []
+    for name, events in data.items():
+        until = next((i for i, (_, epoch, mean) in enumerate(events, 1) if epoch == last_epoch and mean >= threshold),
+                     None)
+        out.append(Figure("search_efficiency", f"trial-epochs until a config within 1 point of the grid's best, {name}",
+                          f"{until if until is not None else 'never'} of {len(events)}"))
+    return out
+
+
+def accuracy_figures(data: list[dict[str, Any]]) -> list[Figure]:
+    return [Figure("accuracy", f"{row['task']} dev accuracy (last epoch), {row['method']}",
+                   f"{100 * row['dev_accuracy_last']:.1f}") for row in data]
+
+
+@dataclass
+class Benchmark:
+    module: str
+    args: list[str]
+    quick_args: list[str]
+    figures: Callable[[Any], list[Figure]]
+
+    def command(self, quick: bool) -> list[str]:
+        return [sys.executable, "-m", f"bench.{self.module}", *(self.quick_args if quick else self.args)]
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "step_time": Benchmark("step_time", [], ["--rounds", "5"], step_time_figures),
+    "memory": Benchmark("memory", [], [], memory_figures),
+    "seeds": Benchmark("seeds", [], ["--epochs", "1"], seeds_figures),
+    "overhead": Benchmark("overhead", ["--trials", "10"], ["--trials", "5"], overhead_figures),
+    "search_efficiency": Benchmark("search_efficiency", [], [], search_efficiency_figures),
+    "accuracy": Benchmark("accuracy", [], [], accuracy_figures),
+}
+
+
+def collect(ran: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    figures: list[Figure] = []
+    summary: dict[str, Any] = {}
+    for name, bench in BENCHMARKS.items():
+        raw = RESULTS / f"{name}.json"
+        if not raw.exists():
+            continue
+        found = bench.figures(json.loads(raw.read_text()))
+        figures += found
+        summary[name] = {"details": f"bench/results/{name}.md", "command": f"python -m bench --only {name}",
+                         **ran.get(name, {}), "figures": [asdict(f) for f in found]}
+    lines = ["| benchmark | figure | value | target | met |", "|---|---|---|---|---|"]
+    for f in figures:
+        met = "" if f.met is None else ("yes" if f.met else "**no**")
+        lines.append(f"| [{f.benchmark}](results/{f.benchmark}.md) | {f.figure} | {f.value} | {f.target} | {met} |")
+    return lines, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and trials (a smoke run)")
+    parser.add_argument("--collect", action="store_true", help="only rebuild bench/results.{json,md}")
+    args = parser.parse_args()
+    ran: dict[str, dict[str, Any]] = {}
+    if not args.collect:
+        for name in args.only:
+            cmd = BENCHMARKS[name].command(args.quick)
+            print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True)
+            ran[name] = {"ran_with": " ".join(["python", *cmd[1:]]), "wall_s": round(time.perf_counter() - t0, 1)}
+    summary_json, summary_md = BENCH / "results.json", BENCH / "results.md"
+    previous = json.loads(summary_json.read_text()) if summary_json.exists() else {}
+    for name, entry in previous.items():  # keep how the untouched benchmarks were last run
+        if name not in ran and isinstance(entry, dict) and "ran_with" in entry:
+            ran[name] = {k: entry[k] for k in ("ran_with", "wall_s") if k in entry}
+    lines, summary = collect(ran)
+    summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    summary_md.write_text("\n".join(["# Benchmark summary", "",
+                                                   "Written by `python -m bench`; full tables in `bench/results/`.", "",
+                                                   *lines]) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
