@@ -8,6 +8,7 @@ with its target, whether it is met, and the command that reproduces it.
     python -m bench                      # all of them (about an hour on 2 CPU cores)
     python -m bench --only step_time seeds
     python -m bench --collect            # rebuild the summary from the results already on disk
+    python -m bench --quick              # a smoke run: bench/results-quick/, the results on file stay
 """
 
 from __future__ import annotations
@@ -122,35 +123,36 @@ class Benchmark:
     quick_args: list[str]
     figures: Callable[[Any], list[Figure]]
 
-    def command(self, quick: bool) -> list[str]:
-        return [sys.executable, "-m", f"bench.{self.module}", *(self.quick_args if quick else self.args)]
+    def command(self, quick: bool, out: Path) -> list[str]:
+        return [sys.executable, "-m", f"bench.{self.module}", *(self.quick_args if quick else self.args),
+                "--out", str(out / f"{self.module}.md")]
 
 
 BENCHMARKS: dict[str, Benchmark] = {
     "step_time": Benchmark("step_time", [], ["--rounds", "5"], step_time_figures),
     "memory": Benchmark("memory", [], [], memory_figures),
-    "seeds": Benchmark("seeds", [], ["--epochs", "1"], seeds_figures),
+    "seeds": Benchmark("seeds", [], ["--repeats", "2"], seeds_figures),
     "overhead": Benchmark("overhead", ["--trials", "10"], ["--trials", "5"], overhead_figures),
     "search_efficiency": Benchmark("search_efficiency", [], [], search_efficiency_figures),
     "accuracy": Benchmark("accuracy", [], [], accuracy_figures),
 }
 
 
-def collect(ran: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+def collect(ran: dict[str, dict[str, Any]], results: Path = RESULTS) -> tuple[list[str], dict[str, Any]]:
     figures: list[Figure] = []
     summary: dict[str, Any] = {}
     for name, bench in BENCHMARKS.items():
-        raw = RESULTS / f"{name}.json"
+        raw = results / f"{name}.json"
         if not raw.exists():
             continue
         found = bench.figures(json.loads(raw.read_text()))
         figures += found
-        summary[name] = {"details": f"bench/results/{name}.md", "command": f"python -m bench --only {name}",
+        summary[name] = {"details": f"bench/{results.name}/{name}.md", "command": f"python -m bench --only {name}",
                          **ran.get(name, {}), "figures": [asdict(f) for f in found]}
     lines = ["| benchmark | figure | value | target | met |", "|---|---|---|---|---|"]
     for f in figures:
         met = "" if f.met is None else ("yes" if f.met else "**no**")
-        lines.append(f"| [{f.benchmark}](results/{f.benchmark}.md) | {f.figure} | {f.value} | {f.target} | {met} |")
+        lines.append(f"| [{f.benchmark}]({results.name}/{f.benchmark}.md) | {f.figure} | {f.value} | {f.target} | {met} |")
     return lines, summary
 
 
@@ -160,23 +162,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and trials (a smoke run)")
     parser.add_argument("--collect", action="store_true", help="only rebuild bench/results.{json,md}")
     args = parser.parse_args()
+    results = BENCH / ("results-quick" if args.quick else "results")
     ran: dict[str, dict[str, Any]] = {}
     if not args.collect:
         for name in args.only:
-            cmd = BENCHMARKS[name].command(args.quick)
+            cmd = BENCHMARKS[name].command(args.quick, results.relative_to(BENCH.parent))
             print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
             t0 = time.perf_counter()
-            subprocess.run(cmd, check=True)
+            subprocess.run(cmd, check=True, cwd=BENCH.parent)
             ran[name] = {"ran_with": " ".join(["python", *cmd[1:]]), "wall_s": round(time.perf_counter() - t0, 1)}
-    summary_json, summary_md = BENCH / "results.json", BENCH / "results.md"
+    summary_json, summary_md = results.with_suffix(".json"), results.with_suffix(".md")
     previous = json.loads(summary_json.read_text()) if summary_json.exists() else {}
     for name, entry in previous.items():  # keep how the untouched benchmarks were last run
         if name not in ran and isinstance(entry, dict) and "ran_with" in entry:
             ran[name] = {k: entry[k] for k in ("ran_with", "wall_s") if k in entry}
-    lines, summary = collect(ran)
+    lines, summary = collect(ran, results)
     summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     summary_md.write_text("\n".join(["# Benchmark summary", "",
-                                                   "Written by `python -m bench`; full tables in `bench/results/`.", "",
+                                                   f"Written by `python -m bench`; full tables in `bench/{results.name}/`.", "",
                                                    *lines]) + "\n")
     print("\n".join(lines))
 
