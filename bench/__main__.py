@@ -41,23 +41,13 @@ def _ratio(value: float, limit: float | None) -> tuple[str, bool | None]:
 
 
 def step_time_figures(data: dict[str, list[float]]) -> list[Figure]:
-    med = {name: statistics.median(v) for name, v in data.items()}
-    pt, prefix = med["Prompt Tuning"], med["Prefix Tuning"]
-    limits = {"Random IPT": 1.05, "Pretrained IPT": 1.05, "Encoder IPT": 1.15, "Prefix + ": 1.10}
+    from bench.step_time import ratios  # imports torch: only when there are step times to read
+
     out = []
-    for name, value in med.items():
-        if name.startswith("PEFT"):
-            ours = pt if "Prompt" in name else prefix
-            target, met = _ratio(ours / value, 1.0)
-            out.append(Figure("step_time", f"ours / {name}", f"{ours / value:.3f}", target, met))
-            continue
-        limit = next((v for k, v in limits.items() if name.startswith(k)), None)
-        if limit is None:
-            continue
-        base = prefix if name.startswith("Prefix + ") else pt
-        target, met = _ratio(value / base, limit)
-        vs = "Prefix Tuning" if base is prefix else "Prompt Tuning"
-        out.append(Figure("step_time", f"step {name} / {vs}", f"{value / base:.3f}", target, met))
+    for name, _, base, ratio, limit in ratios(data):
+        if limit is not None:
+            figure = f"ours / {name}" if name.startswith("PEFT") else f"step {name} / {base}"
+            out.append(Figure("step_time", figure, f"{ratio:.3f}", *_ratio(ratio, limit)))
     return out
 
 
@@ -80,7 +70,7 @@ def overhead_figures(data: list[dict[str, Any]]) -> list[Figure]:
     for row in data:
         limit = 1.15 if row["mode"] == 0 else None
         target, met = _ratio(row["ratio"], limit)
-        poll = f", Train poll {row['health_check_interval_s']:g} s" if row["mode"] and "health_check_interval_s" in row else ""
+        poll = f", Train poll {row['health_check_interval_s']:g} s" if row["mode"] else ""
         what = f"num_workers {row['mode']}{poll}"
         out.append(Figure("overhead", f"sweep wall / trials' training, {what}, {row['trials']} trials",
                           f"{row['ratio']:.2f}", target, met))
@@ -178,9 +168,8 @@ def main() -> None:
             ran[name] = {k: entry[k] for k in ("ran_with", "wall_s") if k in entry}
     lines, summary = collect(ran, results)
     summary_json.write_text(json.dumps(summary, indent=2) + "\n")
-    summary_md.write_text("\n".join(["# Benchmark summary", "",
-                                                   f"Written by `python -m bench`; full tables in `bench/{results.name}/`.", "",
-                                                   *lines]) + "\n")
+    header = ["# Benchmark summary", "", f"Written by `python -m bench`; full tables in `bench/{results.name}/`.", ""]
+    summary_md.write_text("\n".join([*header, *lines]) + "\n")
     print("\n".join(lines))
 
 

@@ -3,8 +3,8 @@
 10 trials of about 30 s each (MiniLM, a CB subset, 1 seed), one trial at a time so the ratio shows
 pure orchestration cost, for `cluster.num_workers: 0` (the loop inside the Tune trial, actors reused)
 and `num_workers: 1` (a TorchTrainer per trial). A mode `1:2.0` runs num_workers 1 with the Train
-controller polling its workers every 2.0 s (Ray's default) instead of `cluster.health_check_interval_s`. "Own training time" is the sum of the trials' epoch
-times (training + dev evaluation). Launch latency: from Tune starting a trial to the trial's first
+controller polling its workers every 2.0 s (Ray's default) instead of `cluster.health_check_interval_s`.
+"Own training time" is the sum of the trials' epoch times (training + dev evaluation). Launch latency: from Tune starting a trial to the trial's first
 training step (the first result's arrival at the driver minus that epoch's own time).
 
 Target: ratio <= 1.15 for num_workers 0.
