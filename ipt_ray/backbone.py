@@ -154,7 +154,7 @@ def check_identity(expected: dict[str, Any], backbone: Backbone, what: str) -> N
 
 
 def _offline(cfg: BackboneConfig) -> bool:
-    return cfg.local_files_only or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false")
+    return cfg.local_files_only or os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false")
 
 
 def load_backbone(cfg: BackboneConfig, with_mlm_head: bool = False, frozen: bool = True) -> Backbone:

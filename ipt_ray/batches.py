@@ -6,7 +6,7 @@ task's template around the tokenizer's mask token, shortening the longest field 
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch.utils.data import DataLoader
@@ -99,8 +99,3 @@ def loader(encoded: Any, batch_size: int, collator: Collator, shuffle: bool = Fa
     rows = encoded.to_list() if hasattr(encoded, "to_list") else list(encoded)
     return DataLoader(rows, batch_size=batch_size, shuffle=shuffle and sampler is None, generator=generator,
                       sampler=sampler, collate_fn=collator)
-
-
-def infinite(batches: DataLoader) -> Iterator[PromptedBatch]:
-    while True:
-        yield from batches

@@ -67,7 +67,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
     from ipt_ray import paper
-    from ipt_ray.tracking import TrackingError, find_sweep_runs, resolve_tracking_uri
+    from ipt_ray.tracking import find_sweep_runs, resolve_tracking_uri
 
     names = list(args.sweep) if isinstance(args.sweep, (list, tuple)) else [args.sweep]
     if args.sync:  # replay what each sweep journaled while MLflow was unreachable, then report as usual
@@ -75,11 +75,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         synced_names = []
         for name in names:
-            try:
-                synced = sync_sweep(name, tracking_uri=args.tracking_uri)
-            except TrackingError as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 2
+            synced = sync_sweep(name, tracking_uri=args.tracking_uri)  # TrackingError: main() says it
             synced_names.append(synced["name"])
             args.tracking_uri = synced["uri"]
             args.experiment = synced["experiment"] or args.experiment
@@ -87,11 +83,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(args.tracking_uri)
     sweeps = []
     for name in names:  # several sweeps (e.g. one per task, or a method family each) are combined
-        try:
-            runs = find_sweep_runs(uri, args.experiment, name)
-        except TrackingError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        runs = find_sweep_runs(uri, args.experiment, name)
         if not runs:
             print(f"error: no trial runs of sweep {name!r} in experiment {args.experiment!r} at {uri}", file=sys.stderr)
             return 2
@@ -120,14 +112,9 @@ def cmd_validate_cluster(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from ipt_ray.pretrain import run_pretrain
-    from ipt_ray.tracking import TrackingError
 
     cfg = load_config(args.config, args.set)
-    try:
-        result = run_pretrain(cfg, base_dir=Path(args.config).resolve().parent, track=not args.no_tracking)
-    except TrackingError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    result = run_pretrain(cfg, base_dir=Path(args.config).resolve().parent, track=not args.no_tracking)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "checkpoint": str(result.checkpoint), "heldout_accuracy": result.heldout_accuracy,

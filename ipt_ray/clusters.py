@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import yaml
 
-TRIAL_SLOT = "trial_slot"  # the same name as ipt_ray.sweep.TRIAL_SLOT (not imported: that pulls in ray.tune)
+TRIAL_SLOT = "trial_slot"  # the custom resource a num_workers >= 1 trial reserves (ipt_ray.sweep)
 RAYJOB_SCHEMA = Path(__file__).parent / "schemas" / "rayjob-v1.subset.yaml"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 MIN_TOKEN_AUTH_RAY = (2, 52)

@@ -41,6 +41,8 @@ from ipt_ray.report import (
     SweepSummary,
     display_str,
     expand_sections,
+    fmt_value,
+    is_fraction,
     mean_std,
     param_str,
 )
@@ -291,11 +293,6 @@ def tasks_of(summary: SweepSummary) -> list[str]:
     return sorted({str(expand_sections(c.params).get("task.name", "?")) for c in summary.configs}, key=_task_order)
 
 
-def _is_fraction(metric: str, values: Iterable[float]) -> bool:
-    values = list(values)
-    return "loss" not in metric and bool(values) and all(0.0 <= v <= 1.0 for v in values)
-
-
 def _better(a: float, b: float, mode: Mode) -> bool:
     return a > b if mode == "max" else a < b
 
@@ -385,7 +382,7 @@ def build_table(summaries: Mapping[str, SweepSummary] | SweepSummary, task_metri
                 c.best = c.mean == top
 
     methods = sorted({k[0] for k in cells}, key=_method_order)
-    pct = {t: _is_fraction(metrics[t], [v for k, c in cells.items() if k[1] == t for v in c.values.values()])
+    pct = {t: is_fraction(metrics[t], [v for k, c in cells.items() if k[1] == t for v in c.values.values()])
            for t in tasks}
     return PaperTable(cells=cells, methods=methods, tasks=[t for t in tasks if any(k[1] == t for k in cells)],
                       metrics=metrics, mode=mode, pct=pct, settings=settings, selected_over=sorted(selected),
@@ -395,16 +392,10 @@ def build_table(summaries: Mapping[str, SweepSummary] | SweepSummary, task_metri
 # ---------------------------------------------------------------- rendering
 
 
-def _fmt(x: float, pct: bool) -> str:
-    if not math.isfinite(x):
-        return "-"
-    return f"{100 * x:.1f}" if pct else f"{x:.4g}"
-
-
 def _cell_text(c: Cell | None, pct: bool, seeds: int, folds: int) -> str:
     if c is None or not c.n_seeds:
         return "-"
-    text = f"{_fmt(c.mean, pct)} ± {_fmt(c.std, pct)}"
+    text = f"{fmt_value(c.mean, pct)} ± {fmt_value(c.std, pct)}"
     notes = []
     if c.n_seeds < seeds:
         notes.append(f"n={c.n_seeds}")
@@ -477,7 +468,7 @@ def to_markdown(table: PaperTable, title: str | None = None) -> str:
             if a is None:
                 row.append("-")
             else:
-                text = _fmt(a, all(table.pct.values()))
+                text = fmt_value(a, all(table.pct.values()))
                 row.append(f"**{text}**" if a == best_avg else text)
         lines.append("| " + " | ".join(row) + " |")
     lines += [""] + [f"- {n}" for n in _notes(table, seeds, folds, bool(quoted))]
@@ -587,14 +578,16 @@ def plot(table: PaperTable, path: str | Path) -> Path:
 
 
 def write_artifacts(summaries: Mapping[str, SweepSummary] | SweepSummary, out_dir: str | Path,
-                    task_metrics: Mapping[str, str] | None = None, epoch: str = "last") -> dict[str, Path]:
+                    task_metrics: Mapping[str, str] | None = None, epoch: str = "last",
+                    table: PaperTable | None = None) -> dict[str, Path]:
     """``paper.md`` / ``paper.csv`` (methods x tasks) and, for each :data:`PLOT_KEYS` the results vary,
-    ``<key>.png`` / ``<key>.csv`` (e.g. ``prompt_length.png``) in ``out_dir``."""
+    ``<key>.png`` / ``<key>.csv`` (e.g. ``prompt_length.png``) in ``out_dir``. ``table``: the methods x
+    tasks table of these arguments when the caller has built it already."""
     if isinstance(summaries, SweepSummary):
         summaries = {summaries.metric: summaries}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = build_table(summaries, task_metrics, epoch=epoch)
+    table = table or build_table(summaries, task_metrics, epoch=epoch)
     md = out / "paper.md"
     md.write_text(to_markdown(table, title=table_title(table)), encoding="utf-8")
     paths = {"paper_md": md, "paper_csv": to_csv(table, out / "paper.csv")}
@@ -662,13 +655,6 @@ def table_title(table: PaperTable) -> str:
             f"{', '.join(table.backbones) or 'backbone ?'})")
 
 
-def summaries_for(results_by_metric: Mapping[str, Sequence[Any]], mode: Mode) -> dict[str, SweepSummary]:
-    """``{metric: aggregate(results, metric, mode)}``: one summary per metric for :func:`build_table`."""
-    from ipt_ray.report import aggregate
-
-    return {m: aggregate(rs, m, mode) for m, rs in results_by_metric.items()}
-
-
 # ---------------------------------------------------------------- ipt-ray report
 
 
@@ -701,7 +687,7 @@ def report_sweeps(client: Any, sweeps: Sequence[Sequence[Any]], *, metric: str =
     combined = report.combine_results(list(zip(contexts, raw)))
     summary = report.aggregate(raw[0] if len(sweeps) == 1 else combined, metric, mode)
     echo(report.render_console(summary))
-    summaries = {metric: report.aggregate(combined, metric, mode)}
+    summaries = {metric: summary if len(sweeps) > 1 else report.aggregate(combined, metric, mode)}
     task_metrics = dict(DEFAULT_TASK_METRICS if task_metrics is None else task_metrics)
     for task in tasks_of(summaries[metric]):
         wanted = task_metrics.get(task)
@@ -718,7 +704,8 @@ def report_sweeps(client: Any, sweeps: Sequence[Sequence[Any]], *, metric: str =
         if tests:
             echo(tests)
         with tempfile.TemporaryDirectory(prefix="ipt-paper-") as tmp:
-            written = write_artifacts(summaries, Path(out) if out else Path(tmp), task_metrics, epoch=epoch)
+            written = write_artifacts(summaries, Path(out) if out else Path(tmp), task_metrics, epoch=epoch,
+                                      table=table)
             if log:
                 for ctx, runs in zip(contexts, sweeps):
                     run_id = report.log_report_artifacts(client, runs, written.values(), "paper")

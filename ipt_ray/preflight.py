@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ipt_ray.backbone import ALIASES, BackboneError, check_identity, resolve_name, tokenizer_hash
+from ipt_ray.backbone import ALIASES, BackboneError, _offline, check_identity, resolve_name, tokenizer_hash
 from ipt_ray.config import BackboneConfig, ConfigError, ExperimentConfig, ParamSpace, TaskConfig
 from ipt_ray.tasks import DataError, get_task
 
@@ -199,10 +198,6 @@ class _BackboneInfo:
 
     def identity(self) -> dict[str, Any]:
         return identity_of(self.name, self.revision, self.offline)
-
-
-def _offline(cfg: BackboneConfig) -> bool:
-    return cfg.local_files_only or os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false")
 
 
 def check_backbone(cfg: BackboneConfig) -> _BackboneInfo:

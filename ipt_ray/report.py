@@ -157,7 +157,6 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
 
 
-_mean_std = mean_std  # the name this module used before it was public
 
 
 def _rank_key(c: ConfigSummary, mode: Mode) -> tuple:
@@ -456,15 +455,17 @@ def log_report_artifacts(client: Any, runs: Sequence[Any], paths: Iterable[Path]
 # ---------------------------------------------------------------- tables
 
 
-def _is_fraction(summary: SweepSummary) -> bool:
+def is_fraction(metric: str, values: Iterable[float]) -> bool:
     """Accuracy-like metrics (all values in [0, 1], not a loss) are shown in percent, as papers do."""
-    if "loss" in summary.metric:
-        return False
-    values = [v for c in summary.configs for v in c.values.values()]
-    return bool(values) and all(0.0 <= v <= 1.0 for v in values)
+    values = list(values)
+    return "loss" not in metric and bool(values) and all(0.0 <= v <= 1.0 for v in values)
 
 
-def _fmt_value(x: float, pct: bool) -> str:
+def _is_fraction(summary: SweepSummary) -> bool:
+    return is_fraction(summary.metric, (v for c in summary.configs for v in c.values.values()))
+
+
+def fmt_value(x: float, pct: bool) -> str:
     if not math.isfinite(x):
         return "-"
     return f"{100 * x:.1f}" if pct else f"{x:.4g}"
@@ -473,7 +474,7 @@ def _fmt_value(x: float, pct: bool) -> str:
 def _fmt_mean_std(c: ConfigSummary, pct: bool) -> str:
     if c.n_seeds == 0:
         return "-"
-    return f"{_fmt_value(c.mean, pct)} ± {_fmt_value(c.std, pct)}"
+    return f"{fmt_value(c.mean, pct)} ± {fmt_value(c.std, pct)}"
 
 
 def _param_columns(summary: SweepSummary) -> list[str]:

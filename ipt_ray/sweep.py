@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ipt_ray.clusters import TRIAL_SLOT
 from ipt_ray.config import ExperimentConfig, ParamSpace, validate_config
 
-TRIAL_SLOT = "trial_slot"
 SWEEP_FILE = "ipt_sweep.json"
 
 
@@ -91,16 +91,15 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str) -> Non
     """The Tune function trainable: ``params`` are the sampled dotted overrides of ``base``."""
     from ray import tune
 
-    cfg = validate_config(base).with_overrides(decode_params(params))
-    metric = cfg.sweep.metric
-    trial_id = tune.get_context().get_trial_id()
-    # Adapters go to the sweep's storage, not the trial dir that Tune syncs while we write.
-    run_dir = str(Path(storage) / "adapters" / trial_id)
-    if cfg.cluster.num_workers == 0:
-        loop_config = _trial_loop_config(cfg, metric, "tune")
-        loop_config["run_dir"] = run_dir
-        from ipt_ray.train import train_loop_per_worker
+    from ipt_ray.train import train_loop_per_worker
 
+    cfg = validate_config(base).with_overrides(decode_params(params))
+    trial_id = tune.get_context().get_trial_id()
+    in_trial = cfg.cluster.num_workers == 0
+    loop_config = _trial_loop_config(cfg, cfg.sweep.metric, "tune" if in_trial else "train")
+    # Adapters go to the sweep's storage, not the trial dir that Tune syncs while we write.
+    loop_config["run_dir"] = str(Path(storage) / "adapters" / trial_id)
+    if in_trial:
         train_loop_per_worker(loop_config)
         return
 
@@ -108,15 +107,10 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str) -> Non
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from ipt_ray.train import train_loop_per_worker
-
     # Ray Train reads its poll interval from this variable and passes it on to the controller it starts
     # (ray.train.v2._internal.constants.ENV_VARS_TO_PROPAGATE). Its 2 s default cost 2.8 s more per
     # trial in bench/results/overhead.md.
     os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(cfg.cluster.health_check_interval_s)
-
-    loop_config = _trial_loop_config(cfg, metric, "train")
-    loop_config["run_dir"] = run_dir
     resources = {"CPU": cfg.cluster.cpus_per_worker}
     if cfg.cluster.use_gpu:
         resources["GPU"] = cfg.cluster.gpus_per_worker

@@ -253,6 +253,20 @@ def _now_ms() -> int:
 # ---------------------------------------------------------------- tracker
 
 
+def search_all(client: MlflowClient, experiment_id: str, filter_string: str,
+               order_by: list[str] | None = None) -> list[Run]:
+    """Every active run of the experiment that matches, over all result pages."""
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, ViewType.ACTIVE_ONLY, max_results=1000,
+                                  order_by=order_by, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
 class SweepTracker:
     """The MLflow runs of one sweep, found again by tags so that a resumed sweep reuses them.
 
@@ -334,15 +348,7 @@ class SweepTracker:
         return (db.parent / "mlartifacts").as_uri() if db is not None else None
 
     def _search(self, filter_string: str, order_by: list[str] | None = None) -> list[Run]:
-        runs: list[Run] = []
-        token = None
-        while True:
-            page = self.client.search_runs([self.experiment_id], filter_string, ViewType.ACTIVE_ONLY,
-                                           max_results=1000, order_by=order_by, page_token=token)
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
+        return search_all(self.client, self.experiment_id, filter_string, order_by)
 
     # -- parent
 
@@ -393,13 +399,11 @@ class SweepTracker:
         return runs[0] if runs else None
 
     def _require_parent(self) -> str:
-        if self.parent_id is None:
-            found = self._find_parent()
-            if found is None:
-                raise TrackingError(f"sweep {self.sweep_id!r} has no parent run in {self.experiment!r}: "
-                                    f"call start_parent() first")
-            self.parent_id = found.info.run_id
-        return self.parent_id
+        parent = self._parent_or_none()
+        if parent is None:
+            raise TrackingError(f"sweep {self.sweep_id!r} has no parent run in {self.experiment!r}: "
+                                f"call start_parent() first")
+        return parent
 
     # -- children
 
@@ -849,14 +853,7 @@ def find_sweep_runs(uri: str, experiment: str, sweep: str) -> list[Run]:
         raise TrackingError(f"no MLflow experiment {experiment!r} at {uri}")
 
     def search(filter_string: str, order_by: list[str] | None = None) -> list[Run]:
-        runs, token = [], None
-        while True:
-            page = client.search_runs([exp.experiment_id], filter_string, ViewType.ACTIVE_ONLY, max_results=1000,
-                                      order_by=order_by, page_token=token)
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
+        return search_all(client, exp.experiment_id, filter_string, order_by)
 
     newest = ["attributes.start_time DESC"]
     parents = (search(_tag_filter({"ipt.kind": "parent", "ipt.sweep_id": sweep}), newest)

@@ -206,19 +206,18 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def _save_state(path: Path, group: SeedGroup, optimizers, schedulers, epoch: int, history: list, done: list) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    module = group.module if hasattr(group, "module") else group
     state = {
         "epoch": epoch,
-        "seeds": module.seeds,
-        "adapters": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "seeds": group.seeds,
+        "adapters": {k: v.detach().cpu() for k, v in group.state_dict().items()},
         "optimizers": [o.state_dict() for o in optimizers],
         "schedulers": [s.state_dict() for s in schedulers],
-        "dropout_rng": [a.head.dropout.rng_state() if hasattr(a.head, "dropout") else {} for a in module.adapters],
+        "dropout_rng": [a.head.dropout.rng_state() if hasattr(a.head, "dropout") else {} for a in group.adapters],
         "history": history,
         "finished_groups": done,
     }
     torch.save(state, path / CHECKPOINT_FILE)
-    (path / "progress.json").write_text(json.dumps({"epoch": epoch, "seeds": module.seeds}))
+    (path / "progress.json").write_text(json.dumps({"epoch": epoch, "seeds": group.seeds}))
 
 
 def _load_state(path: str | Path) -> dict[str, Any]:
