@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -64,15 +64,23 @@ def load_splits(task: TaskConfig) -> tuple[Any, dict[str, Any]]:
     return spec, splits
 
 
-_PREPARED: dict[str, tuple[Backbone, Any, dict[str, Any]]] = {}
+class Prepared(NamedTuple):
+    backbone: Backbone
+    spec: Any
+    rows: dict[str, list[dict[str, Any]]]  # tokenised rows per split, read-only
+    seen: torch.Tensor  # seen_token_ids of the train split
 
 
-def prepared_inputs(cfg: ExperimentConfig) -> tuple[Backbone, Any, dict[str, Any]]:
-    """The frozen backbone, task spec and tokenised splits, cached per process.
+_PREPARED: dict[str, Prepared] = {}
+
+
+def prepared_inputs(cfg: ExperimentConfig) -> Prepared:
+    """The frozen backbone, task spec, tokenised rows and seen token ids, cached per process.
 
     Tune reuses trial actors (``reuse_actors``) and Ray Train reuses nothing, so a sweep of many
-    configs over one task loads the backbone and tokenises once per process. Only inputs that
-    determine them form the key; the backbone is frozen, so sharing it between trials is safe.
+    configs over one task loads the backbone, tokenises and lists the rows once per process. Only
+    inputs that determine them form the key; the backbone is frozen and nothing writes to the rows,
+    so sharing them between trials is safe.
     """
     verbalizer = cfg.method.head == "verbalizer"
     key = json.dumps([cfg.task.model_dump(mode="json"), cfg.backbone.model_dump(mode="json"), verbalizer], sort_keys=True)
@@ -81,7 +89,8 @@ def prepared_inputs(cfg: ExperimentConfig) -> tuple[Backbone, Any, dict[str, Any
         backbone = load_backbone(cfg.backbone, with_mlm_head=verbalizer)
         encoded = {name: encode(ds, spec, backbone.tokenizer, cfg.task.max_length, verbalizer) for name, ds in splits.items()}
         _PREPARED.clear()  # one task at a time: bounded memory
-        _PREPARED[key] = (backbone, spec, encoded)
+        _PREPARED[key] = Prepared(backbone, spec, {name: ds.to_list() for name, ds in encoded.items()},
+                                  seen_token_ids(encoded["train"]))
     return _PREPARED[key]
 
 
@@ -232,12 +241,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(cfg.train.num_threads)
     started = time.perf_counter()
 
-    backbone, spec, encoded = prepared_inputs(cfg)
+    backbone, spec, rows, seen = prepared_inputs(cfg)
     backbone.to(runtime.device)
     collator = Collator(int(backbone.tokenizer.pad_token_id or 0), backbone.uses_token_types)
-    seen = seen_token_ids(encoded["train"])
-    eval_batches = loader(encoded["dev"], cfg.train.eval_batch_size, collator)
-    train_rows = encoded["train"].to_list()
+    eval_batches = loader(rows["dev"], cfg.train.eval_batch_size, collator)
+    train_rows = rows["train"]
 
     on_gpu = runtime.device.type == "cuda"
     batched = cfg.train.execution == "batched" or (cfg.train.execution == "auto" and on_gpu)
