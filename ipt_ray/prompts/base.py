@@ -137,12 +137,16 @@ def first_content_tokens(
     """The first ``limit`` content-token ids of each row, left-aligned, and their mask.
 
     ``limit`` is an int or a per-row tensor ``[B]``. Returns ``ids [B, m]`` (0 where masked) and
-    ``mask [B, m]`` with ``m = max(limit)``. Vectorised: no loop over the batch.
+    ``mask [B, m]`` with ``m = max(limit)`` (``m = limit`` for an int, even for an empty batch).
+    Vectorised: no loop over the batch, and no device sync for an int limit.
     """
     batch = input_ids.shape[0]
     limits = torch.as_tensor(limit, device=input_ids.device).expand(batch) if not torch.is_tensor(limit) or limit.dim() == 0 \
         else limit
-    width = int(limits.max().item()) if batch else 0
+    if torch.is_tensor(limit):
+        width = int(limits.max().item()) if batch else 0
+    else:
+        width = int(limit)
     rank = content_mask.long().cumsum(dim=1) - 1
     keep = content_mask.bool() & (rank < limits.unsqueeze(1))
     rows, cols = keep.nonzero(as_tuple=True)

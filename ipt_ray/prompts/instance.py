@@ -107,10 +107,7 @@ class TokenTablePrompt(PromptSource):
         return cls(m.prompt_length, PromptTable(m.table_layout, init, ctx.seen_token_ids, m.table_rank))
 
     def forward(self, batch: PromptedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, mask = first_content_tokens(batch.input_ids, batch.content_mask, self.length)
-        if ids.shape[1] < self.length:  # every row shorter than k: pad to k masked positions
-            pad = self.length - ids.shape[1]
-            ids, mask = F.pad(ids, (0, pad)), F.pad(mask, (0, pad))
+        ids, mask = first_content_tokens(batch.input_ids, batch.content_mask, self.length)  # [B, k]
         return self.table(ids), mask
 
 
