@@ -301,7 +301,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             model.train()
             loaders = [_train_loader(train_rows, cfg.train.batch_size, collator, s, epoch, runtime) for s in group_seeds]
-            losses = np.zeros(len(group_seeds))
+            # summed on the device (float64, as before on the host): no sync per seed and step
+            loss_sums = torch.zeros(len(group_seeds), dtype=torch.float64, device=runtime.device)
             steps = 0
             bar = _progress(cfg, runtime, steps_per_epoch, f"epoch {epoch + 1}/{cfg.train.epochs} seeds {group_seeds}")
             for batches in zip(*loaders):
@@ -309,19 +310,21 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
                 with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=autocast):
                     logits = model(batches, batched=batched)
                 seed_losses = [F.cross_entropy(lg.float(), b.labels) for lg, b in zip(logits, batches)]
-                torch.stack(seed_losses).sum().backward()
+                stacked = torch.stack(seed_losses)
+                stacked.sum().backward()
                 for adapter, opt, sch in zip(adapters, optimizers, schedulers):
                     torch.nn.utils.clip_grad_norm_(adapter.parameters(), cfg.train.max_grad_norm)
                     opt.step()
                     sch.step()
                     opt.zero_grad(set_to_none=True)
-                losses += [float(x.detach()) for x in seed_losses]
+                loss_sums += stacked.detach()
                 steps += 1
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{losses.mean() / steps:.4f}")
+                    bar.set_postfix(loss=f"{loss_sums.mean().item() / steps:.4f}")
             if bar is not None:
                 bar.close()
+            losses = loss_sums.cpu().numpy()
             evals = evaluate(group, eval_batches, spec, runtime.device, batched, autocast)
             per_seed = {
                 s: {**{f"dev_{k}": v for k, v in ev.items()}, "train_loss": losses[i] / max(1, steps)}
