@@ -193,7 +193,7 @@ def load_source(source: PretrainSource, base_dir: Path | None = None) -> tuple[l
             raise PretrainError(f"knowledge_cat source: data_dir {str(folder)!r} is not a directory")
         names = list(_SPLIT_FILES) if source.split == "all" else [source.split]
         files = [folder / _SPLIT_FILES[n] for n in names if (folder / _SPLIT_FILES[n]).is_file()]
-        if not files or (source.split != "all" and not (folder / _SPLIT_FILES[source.split]).is_file()):
+        if not files:  # names holds just the split asked for, unless it is "all"
             raise PretrainError(f"knowledge_cat source: no {' / '.join(_SPLIT_FILES[n] for n in names)} in {folder}")
         texts, labels = [], []
         for path in files:
@@ -410,28 +410,11 @@ class _Tracker:
     def __init__(self, uri: str, experiment: str, run_name: str, tags: dict[str, str]):
         from mlflow.tracking import MlflowClient
 
-        from ipt_ray.tracking import check_reachable
+        from ipt_ray.tracking import check_reachable, get_or_create_experiment
 
         check_reachable(uri)
         self.client = MlflowClient(tracking_uri=uri)
-        from mlflow.exceptions import MlflowException
-
-        from ipt_ray.tracking import TrackingError
-
-        exp = self.client.get_experiment_by_name(experiment)
-        if exp is None:
-            location = None
-            if uri.startswith("sqlite:////"):  # artifacts beside a local database, as the sweeps do
-                location = (Path(uri[len("sqlite:///"):].partition("?")[0]).parent / "mlartifacts").as_uri()
-            try:
-                exp_id = self.client.create_experiment(experiment, artifact_location=location)
-            except MlflowException:  # created meanwhile by another process
-                exp_id = self.client.get_experiment_by_name(experiment).experiment_id
-        elif exp.lifecycle_stage != "active":
-            raise TrackingError(f"MLflow experiment {experiment!r} at {uri} is deleted; restore it or set "
-                                "tracking.experiment to another name")
-        else:
-            exp_id = exp.experiment_id
+        exp_id = get_or_create_experiment(self.client, uri, experiment)  # as the sweeps do
         self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
 
     def params(self, values: dict[str, Any]) -> None:
@@ -518,7 +501,7 @@ def run_pretrain(
         ids = [ids[i] for i in usable]
     train_idx, heldout_idx = heldout_split(corpus.labels, p.heldout_fraction, p.seed)
     counts = {"train": corpus.counts(train_idx), "heldout": corpus.counts(heldout_idx),
-              "by_source": {s: corpus.subset([i for i, o in enumerate(corpus.sources) if o == s]).counts()
+              "by_source": {s: corpus.counts(np.flatnonzero(np.asarray(corpus.sources) == s))
                             for s in dict.fromkeys(corpus.sources)}}
     log(f"ipt-ray pretrain: {len(corpus)} texts from {', '.join(dict.fromkeys(corpus.sources))} "
         f"({len(train_idx)} train / {len(heldout_idx)} held out), {len(corpus.categories)} categories, "

@@ -526,9 +526,7 @@ def _read_superglue_pair(spec: TaskSpec, path: Path) -> Columns:
     for n, (lineno, obj) in enumerate(_iter_jsonl(path)):
         for f in spec.text_fields:
             cols[f].append(_field(obj, f, str, display, lineno))
-        if "label" not in obj:
-            raise DataError(display, "field 'label' missing", line=lineno, field="label")
-        cols["label"].append(_map_label(obj["label"], mapping, display, lineno))
+        cols["label"].append(_map_label(_field(obj, "label", object, display, lineno), mapping, display, lineno))
         cols["idx"].append(_field(obj, "idx", int, display, lineno) if "idx" in obj else n)
     return cols
 
@@ -564,13 +562,8 @@ def _read_multirc(spec: TaskSpec, path: Path) -> Columns:
                 cols["paragraph"].append(text)
                 cols["question"].append(question)
                 cols["answer"].append(_field(a, "text", str, display, lineno, ap))
-                if "label" not in a:
-                    raise DataError(
-                        display, f"field '{ap}label' missing", line=lineno, field=f"{ap}label"
-                    )
-                cols["label"].append(
-                    _map_label(a["label"], mapping, display, lineno, f"{ap}label")
-                )
+                label = _field(a, "label", object, display, lineno, ap)
+                cols["label"].append(_map_label(label, mapping, display, lineno, f"{ap}label"))
                 cols["idx"].append(
                     _field(a, "idx", int, display, lineno, ap) if "idx" in a else len(cols["idx"])
                 )
@@ -967,9 +960,7 @@ def load_knowledge_cat(path: PathLike) -> datasets.Dataset:
     labels: list[int] = []
     for lineno, obj in _iter_jsonl(path):
         texts.append(_field(obj, "text", str, display, lineno))
-        if "label" not in obj:
-            raise DataError(display, "field 'label' missing", line=lineno, field="label")
-        labels.append(_map_label(obj["label"], mapping, display, lineno))
+        labels.append(_map_label(_field(obj, "label", object, display, lineno), mapping, display, lineno))
     return datasets.Dataset.from_dict(
         {
             "text": texts,

@@ -253,6 +253,28 @@ def _now_ms() -> int:
 # ---------------------------------------------------------------- tracker
 
 
+def get_or_create_experiment(client: MlflowClient, uri: str, experiment: str) -> str:
+    """The id of the active experiment of that name, created if missing; a deleted one is refused.
+
+    Artifacts of a local sqlite store go beside the database, not into the cwd's ``./mlruns`` (MLflow's
+    default, which depends on where the process happens to start).
+    """
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        db = _sqlite_path(uri)
+        location = (db.parent / "mlartifacts").as_uri() if db is not None else None
+        try:
+            return client.create_experiment(experiment, artifact_location=location)
+        except MlflowException:  # created meanwhile by another process
+            exp = client.get_experiment_by_name(experiment)
+            if exp is None:
+                raise
+    if exp.lifecycle_stage != "active":
+        raise TrackingError(f"MLflow experiment {experiment!r} at {uri} is deleted; restore it "
+                            f"(`mlflow experiments restore --experiment-id {exp.experiment_id}`) or use another name")
+    return exp.experiment_id
+
+
 def search_all(client: MlflowClient, experiment_id: str, filter_string: str,
                order_by: list[str] | None = None) -> list[Run]:
     """Every active run of the experiment that matches, over all result pages."""
@@ -328,24 +350,7 @@ class SweepTracker:
         return _env(**{k: v for k, v in HTTP_DEFAULTS.items() if k not in os.environ})
 
     def _get_or_create_experiment(self) -> str:
-        exp = self.client.get_experiment_by_name(self.experiment)
-        if exp is None:
-            try:
-                return self.client.create_experiment(self.experiment, artifact_location=self._artifact_location())
-            except MlflowException:  # created meanwhile by another process
-                exp = self.client.get_experiment_by_name(self.experiment)
-                if exp is None:
-                    raise
-        if exp.lifecycle_stage != "active":
-            raise TrackingError(f"MLflow experiment {self.experiment!r} at {self.uri} is deleted; restore it "
-                                f"(`mlflow experiments restore --experiment-id {exp.experiment_id}`) or use another name")
-        return exp.experiment_id
-
-    def _artifact_location(self) -> str | None:
-        """Artifacts of a local sqlite store go beside the database, not into the cwd's ``./mlruns``
-        (MLflow's default, which depends on where the driver happens to start)."""
-        db = _sqlite_path(self.uri)
-        return (db.parent / "mlartifacts").as_uri() if db is not None else None
+        return get_or_create_experiment(self.client, self.uri, self.experiment)
 
     def _search(self, filter_string: str, order_by: list[str] | None = None) -> list[Run]:
         return search_all(self.client, self.experiment_id, filter_string, order_by)
