@@ -223,6 +223,11 @@ def _float(value: Any) -> float:
         return math.nan
 
 
+def result_epoch(result: dict[str, Any]) -> int:
+    """The epoch a Tune result reports (our loop's ``epoch``; Tune's ``training_iteration`` otherwise)."""
+    return int(result.get("epoch", result.get("training_iteration", 0)))
+
+
 def results_from_tune(result_grid: Iterable[Any], metric: str, seeds: Sequence[int],
                       max_epochs: int | None = None) -> list[SeedResult]:
     """Seed results from a ``ray.tune.ResultGrid`` (or anything yielding objects with ``metrics``,
@@ -240,7 +245,7 @@ def results_from_tune(result_grid: Iterable[Any], metric: str, seeds: Sequence[i
         trial_id = str(metrics.get("trial_id") or Path(str(getattr(res, "path", "") or "")).name or "?")
         if getattr(res, "error", None) is not None or not metrics:
             status = "failed"
-        elif max_epochs is None or int(metrics.get("epoch", metrics.get("training_iteration", 0))) >= max_epochs:
+        elif max_epochs is None or result_epoch(metrics) >= max_epochs:
             status = "completed"
         else:
             status = "early_stopped"

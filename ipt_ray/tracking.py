@@ -46,7 +46,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from ipt_ray.report import config_id, flatten_params, param_str
+from ipt_ray.report import config_id, flatten_params, param_str, result_epoch
 
 if TYPE_CHECKING:
     from ipt_ray.report import SweepSummary
@@ -467,7 +467,7 @@ class SweepTracker:
 
     def _log_result_now(self, trial_id: str, config_id: str, params: dict[str, Any], result: dict[str, Any],
                         seeds: Sequence[int], strategy: str) -> int:
-        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        epoch = result_epoch(result)
         per_seed: dict[int, dict[str, float]] = {}
         for key, value in result.items():
             match = _SEED_KEY.match(str(key))
@@ -839,7 +839,7 @@ class MlflowTrackingCallback(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         last = getattr(trial, "last_result", None) or {}
-        epoch = int(last.get("epoch", last.get("training_iteration", 0)))
+        epoch = result_epoch(last)
         self.tracker.end_trial(trial.trial_id, "completed" if epoch >= self.max_epochs else "early_stopped")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
