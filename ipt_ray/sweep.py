@@ -308,7 +308,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
                           "num_samples": cfg.sweep.num_samples, "searcher": cfg.sweep.searcher,
                           "scheduler": cfg.sweep.scheduler, "metric": target})
     callback = MlflowTrackingCallback(tracker, seeds=seeds, metric=metric, max_epochs=max_epochs, config_id=config_id,
-                                      default_strategy=cfg.method.strategy)
+                                      default_strategy=cfg.method.strategy, resuming=resuming)
 
     handle = connect_ray(cfg)
     searcher = None

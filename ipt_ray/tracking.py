@@ -38,7 +38,7 @@ import time
 import uuid
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import urlparse
 
 from mlflow.entities import Metric, Param, Run, RunTag, ViewType
@@ -452,6 +452,29 @@ class SweepTracker:
         self._last_epoch[run_id] = 0
         return run_id
 
+    def adopt_orphans(self, trial_id: str, config_id: str, known_trial_ids: Iterable[str]) -> None:
+        """Give a trial the child runs of its config that belong to a trial Tune no longer knows.
+
+        A driver killed between a trial's first MLflow write and Tune's next experiment snapshot leaves
+        runs of a trial that the resumed Tune never restores; the searcher, restored too, proposes the
+        same config again under a new trial id. Re-tagging those runs keeps one run per (config, seed),
+        and the epochs they hold already are not logged again. Runs of trials Tune knows (a config that
+        was really proposed twice) are left alone.
+        """
+        payload = {"trial_id": trial_id, "config_id": config_id, "known": sorted(known_trial_ids)}
+        self._write("adopt_orphans", payload, lambda: self._adopt_orphans_now(trial_id, config_id, payload["known"]))
+
+    def _adopt_orphans_now(self, trial_id: str, config_id: str, known: Sequence[str]) -> None:
+        runs = self._search(_tag_filter({"ipt.sweep_id": self.sweep_id, "ipt.kind": "trial", "ipt.config_id": config_id}),
+                            order_by=["attributes.start_time ASC"])
+        seeds_held = {run.data.tags["ipt.seed"] for run in runs if run.data.tags.get("ipt.trial_id") == trial_id}
+        for run in runs:  # oldest first, as _trial_runs keeps them
+            seed = run.data.tags["ipt.seed"]
+            if run.data.tags.get("ipt.trial_id") not in {trial_id, *known} and seed not in seeds_held:
+                self.client.set_tag(run.info.run_id, "ipt.trial_id", trial_id)
+                seeds_held.add(seed)
+        self._runs.pop(trial_id, None)  # read back from the tags at the trial's next write
+
     def log_result(self, trial_id: str, config_id: str, params: dict[str, Any], result: dict[str, Any],
                    seeds: Sequence[int], strategy: str) -> int:
         """Log one epoch's result of a trial: one ``log_batch`` per seed, into that seed's child run.
@@ -714,6 +737,8 @@ class SweepTracker:
             self._log_result_now(a["trial_id"], a["config_id"], a["params"], a["result"], a["seeds"], a["strategy"])
         elif op == "end_trial":
             self._end_trial_now(a["trial_id"], a["status"])
+        elif op == "adopt_orphans":
+            self._adopt_orphans_now(a["trial_id"], a["config_id"], a["known"])
         elif op == "log_aggregate":
             self._log_aggregate_now(_summary_from_json(a["summary"]),
                                     {k: Path(v) for k, v in a["artifacts"].items()}, a["key"])
@@ -809,13 +834,19 @@ class MlflowTrackingCallback(Callback):
     """
 
     def __init__(self, tracker: SweepTracker, seeds: Sequence[int], metric: str, max_epochs: int,
-                 config_id: Callable[[dict[str, Any]], str] = config_id, default_strategy: str = "") -> None:
+                 config_id: Callable[[dict[str, Any]], str] = config_id, default_strategy: str = "",
+                 resuming: bool = False) -> None:
         self.tracker = tracker
+        self.resuming = resuming
         self.seeds = list(seeds)
         self.metric = metric
         self.max_epochs = max_epochs
         self.config_id = config_id
         self.default_strategy = default_strategy
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if self.resuming:  # see SweepTracker.adopt_orphans
+            self.tracker.adopt_orphans(trial.trial_id, self.config_id(dict(trial.config)), [t.trial_id for t in trials])
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:

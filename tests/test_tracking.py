@@ -8,6 +8,7 @@ import pickle
 import shutil
 import socket
 import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -260,6 +261,32 @@ def test_pickled_tracker_forgets_its_cache(uri):
     log_trials(tracker, trials=(0,), epochs=(2,))
     assert sum(clone.log_result("t0", config_id(trial_params(0)), trial_params(0), make_result(0, 2), SEEDS,
                                 "random_ipt") for _ in range(2)) == 0  # reads epoch 2 from the tags
+
+
+def test_a_resumed_config_under_a_new_trial_id_adopts_the_orphaned_runs(uri):
+    # The driver died after trial t0 logged epoch 1 but before Tune's snapshot held t0; the resumed
+    # searcher proposes t0's config again as t9. A config Tune still knows (t1) keeps its own runs.
+    tracker = new_tracker(uri)
+    log_trials(tracker, trials=(0, 1), epochs=(1,))
+    resumed = new_tracker(uri)
+    callback = MlflowTrackingCallback(resumed, SEEDS, metric="accuracy", max_epochs=3, resuming=True)
+    again = SimpleNamespace(trial_id="t9", config=trial_params(0), last_result={})
+    twin = SimpleNamespace(trial_id="t8", config=trial_params(1), last_result={})  # same config as t1, a known trial
+    known = [SimpleNamespace(trial_id="t1", config=trial_params(1)), again, twin]
+    for trial in (again, twin):
+        callback.on_trial_start(iteration=1, trials=known, trial=trial)
+    for epoch in (1, 2, 3):  # t9 retrains from epoch 1; the epoch its runs hold already is not logged twice
+        again.last_result = make_result(0, epoch)
+        callback.on_trial_result(iteration=epoch, trials=known, trial=again, result=again.last_result)
+    callback.on_trial_complete(iteration=4, trials=known, trial=again)
+    runs = runs_of(uri, "trial")
+    by_trial = Counter(r.data.tags["ipt.trial_id"] for r in runs)
+    assert by_trial == {"t9": 3, "t1": 3}  # no new runs for t9; t8 took none of t1's
+    client = MlflowClient(uri)
+    for run in runs:
+        if run.data.tags["ipt.trial_id"] == "t9":
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_accuracy")] == [1, 2, 3]
+            assert run.data.tags["ipt.status"] == "completed"
 
 
 # ---------------------------------------------------------------- Tune callback
