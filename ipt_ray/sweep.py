@@ -285,8 +285,6 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
                                   resolve_tracking_uri)
 
     config_path = Path(config_path)
-    # num_to_keep=1 forces a state snapshot per checkpoint; that is intended, so silence Tune's warning.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not cfg.sweep.search_space:
         raise ValueError("sweep.search_space is empty: nothing to sweep (use `ipt-ray train` for one config)")
     preflight(cfg)  # bad input fails here: before Ray starts, MLflow is written or any file is made
@@ -345,12 +343,17 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
                 run_config=tune.RunConfig(
                     name=name, storage_path=str(root), callbacks=[callback, *(callbacks or [])],
                     failure_config=tune.FailureConfig(max_failures=cfg.cluster.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    # Every checkpoint is kept while the sweep runs (prune_checkpoints trims them at the end):
+                    # with num_to_keep=1 Tune deletes a trial's previous checkpoint as soon as it registers
+                    # the next, before the experiment snapshot that names the new one is on disk, and a
+                    # driver killed in between resumes into "checkpoint does not exist on storage anymore".
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                     verbose=1,
                 ),
             )
         grid_result = tuner.fit()
         wall = time.perf_counter() - started
+        prune_checkpoints(grid_result)
         results = report.results_from_tune(grid_result, metric, seeds, max_epochs)
         summary = report.aggregate(results, metric, cfg.sweep.mode)
         artifacts = report.write_artifacts(summary, sweep_dir / "report")
@@ -379,6 +382,26 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     return {"name": name, "sweep_id": sweep_id, "summary": summary, "wall_time_s": wall, "trial_time_s": trial_time,
             "tracking_uri": uri, "sweep_dir": str(sweep_dir), "optuna_states": optuna_states,
             "journaled": journaled}
+
+
+def prune_checkpoints(grid_result: Any) -> int:
+    """Delete every trial checkpoint but the latest, once Tune's final experiment snapshot is written.
+
+    Only then is it safe: a resume reads the snapshot, and the snapshot names each trial's latest
+    checkpoint. Returns how many checkpoint folders went.
+    """
+    import shutil
+
+    removed = 0
+    for result in grid_result:
+        if result.checkpoint is None or not result.path:
+            continue
+        keep = Path(result.checkpoint.path).resolve()
+        for folder in Path(result.path).glob("checkpoint_*"):
+            if folder.is_dir() and folder.resolve() != keep:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+    return removed
 
 
 def _optuna_states(searcher: Any) -> dict[str, int]:

@@ -233,6 +233,28 @@ def _load_state(path: str | Path) -> dict[str, Any]:
     return torch.load(Path(path) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
 
 
+def train_step(model: Any, adapters: Sequence[Any], optimizers: Sequence[Any], schedulers: Sequence[Any],
+               batches: Sequence[PromptedBatch], batched: bool, autocast: bool, max_grad_norm: float) -> torch.Tensor:
+    """One optimizer step of every seed: forward, the summed loss's backward, per-seed clip and step.
+
+    ``model`` is the SeedGroup (or its DDP wrapper). Returns the seeds' losses ``[S]``, detached and on
+    the device (no host sync). The seeds' parameters are disjoint, so the summed loss gives each seed
+    the gradient of its own run.
+    """
+    device_type = batches[0].input_ids.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
+        logits = model(batches, batched=batched)
+    stacked = torch.stack([F.cross_entropy(lg.float(), b.labels) for lg, b in zip(logits, batches)])
+    stacked.sum().backward()
+    for adapter, opt, sch in zip(adapters, optimizers, schedulers):
+        torch.nn.utils.clip_grad_norm_(adapter.parameters(), max_grad_norm)
+        opt.step()
+        if sch is not None:
+            sch.step()
+        opt.zero_grad(set_to_none=True)
+    return stacked.detach()
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     cfg: ExperimentConfig = as_config(loop_config["experiment"])
     seeds: list[int] = list(loop_config.get("seeds") or cfg.train.seeds)
@@ -307,17 +329,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
             bar = _progress(cfg, runtime, steps_per_epoch, f"epoch {epoch + 1}/{cfg.train.epochs} seeds {group_seeds}")
             for batches in zip(*loaders):
                 batches = [b.to(runtime.device) for b in batches]
-                with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    logits = model(batches, batched=batched)
-                seed_losses = [F.cross_entropy(lg.float(), b.labels) for lg, b in zip(logits, batches)]
-                stacked = torch.stack(seed_losses)
-                stacked.sum().backward()
-                for adapter, opt, sch in zip(adapters, optimizers, schedulers):
-                    torch.nn.utils.clip_grad_norm_(adapter.parameters(), cfg.train.max_grad_norm)
-                    opt.step()
-                    sch.step()
-                    opt.zero_grad(set_to_none=True)
-                loss_sums += stacked.detach()
+                loss_sums += train_step(model, adapters, optimizers, schedulers, batches, batched, autocast,
+                                        cfg.train.max_grad_norm)
                 steps += 1
                 if bar is not None:
                     bar.update(1)
@@ -423,4 +436,4 @@ def predict(adapter: Any, backbone: Backbone, encoded: Any, batch_size: int = 64
     return np.concatenate(out)
 
 
-__all__ = ["train_loop_per_worker", "run_local", "load_splits", "summarise", "evaluate", "predict", "PromptedBatch"]
+__all__ = ["train_loop_per_worker", "train_step", "run_local", "load_splits", "summarise", "evaluate", "predict", "PromptedBatch"]

@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
 from mlflow import MlflowClient
+from ray.tune import Callback
 
 from ipt_ray.cli import main
 from ipt_ray.config import load_config
@@ -55,9 +57,20 @@ def assert_exact_history(client, runs, epochs):
         assert steps == list(range(1, epochs + 1)), (run.info.run_name, steps)
 
 
+class CheckpointsOnDisk(Callback):
+    """The checkpoint folders each trial has on disk when it completes."""
+
+    def __init__(self):
+        self.at_completion = {}
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.at_completion[trial.trial_id] = sorted(p.name for p in Path(trial.path).glob("checkpoint_*"))
+
+
 def test_sweep_logs_one_parent_one_child_per_config_seed_and_one_aggregate(tiny_bert, tmp_path, capsys):
     path = sweep_yaml(tmp_path, tiny_bert)
-    out = run_sweep(load_config(path), path)
+    on_disk = CheckpointsOnDisk()
+    out = run_sweep(load_config(path), path, callbacks=[on_disk])
     client, runs, kinds = runs_by_kind(tmp_path)
     assert kinds == {"parent": 1, "trial": 4, "aggregate": 1}
     assert_exact_history(client, runs, epochs=2)
@@ -70,6 +83,12 @@ def test_sweep_logs_one_parent_one_child_per_config_seed_and_one_aggregate(tiny_
     assert "experiment.yaml" in artifacts
     summary = out["summary"]
     assert len(summary.configs) == 2 and sum(c.best for c in summary.configs) == 1
+    # While the sweep runs no checkpoint is deleted, so whichever one Tune's last snapshot names is there
+    # for a resume (with num_to_keep=1 a killed driver could resume into a deleted one); at the end
+    # each trial keeps its latest only.
+    assert list(on_disk.at_completion.values()) == [["checkpoint_000000", "checkpoint_000001"]] * 2
+    kept = sorted(p.name for p in (tmp_path / "runs" / "sweeps" / out["name"]).glob("*/checkpoint_*"))
+    assert kept == ["checkpoint_000001"] * 2
     printed = capsys.readouterr().out
     assert "★" in printed and "mlflow ui --backend-store-uri sqlite:///" in printed
     # `ipt-ray report` rebuilds the same table from MLflow alone

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from functools import lru_cache
+
 import torch
 from torch import nn
 
@@ -102,7 +105,13 @@ class PrefixInjection(Injection):
             attention_mask=mask,
             token_type_ids=batch.token_type_ids,
             position_ids=_positions(batch.attention_mask, position_offset),
-            past_key_values=cache,
             use_cache=False,
+            **{_cache_kwarg(type(encoder)): cache},
         )
         return out.last_hidden_state
+
+
+@lru_cache(maxsize=None)
+def _cache_kwarg(encoder_class: type) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` during 5.x (the old name goes in 5.40)."""
+    return "cache" if "cache" in inspect.signature(encoder_class.forward).parameters else "past_key_values"

@@ -1,0 +1,144 @@
+"""The batched S-seed training step / the 1-seed step: what a trial's seeds cost on a GPU.
+
+A trial trains its seeds together; with ``train.execution: batched`` (the GPU default) their
+sub-batches go through the frozen backbone in one pass. This times ``ipt_ray.train.train_step`` (the
+loop's own step: forward, summed backward, per-seed clip and AdamW) for S seeds batched against one
+seed, round-robin, with CUDA synchronised around every step. Target on a GPU (roberta-large, bf16,
+5 seeds): <= 2.0.
+
+Offline machines have no roberta-large weights; ``--random-init`` builds the same architecture from
+its configuration (step time does not depend on the weights' values).
+
+Usage: python -m bench.seed_step [--backbone roberta-large] [--random-init] [--seeds 5] [--rounds 20]
+                                 [--out bench/results/seed_step.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from types import SimpleNamespace
+from typing import Callable
+
+import torch
+
+from ipt_ray.backbone import Backbone, load_backbone
+from ipt_ray.config import BackboneConfig, MethodConfig
+from ipt_ray.model import SeedGroup, build_adapter, build_context
+from ipt_ray.prompts.base import PromptedBatch
+from ipt_ray.train import train_step
+from bench._results import write_results
+
+METHODS: dict[str, dict] = {
+    "Prompt Tuning": {"strategy": "prompt_tuning"},
+    "Random IPT (compact)": {"strategy": "random_ipt", "table_layout": "compact"},
+    "Encoder IPT (cnn)": {"strategy": "encoder_ipt", "encoder": "cnn"},
+    "Prefix + Random IPT (compact)": {"strategy": "random_ipt", "injection": "prefix", "table_layout": "compact"},
+}
+TARGET = 2.0
+
+# facebook/roberta-large's config.json, for --random-init where the hub cannot be reached
+ROBERTA_LARGE = dict(vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                     intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
+                     pad_token_id=1, bos_token_id=0, eos_token_id=2)
+
+
+def random_backbone(name: str) -> Backbone:
+    """The architecture of ``name`` with random weights and a stand-in tokenizer (pad and mask ids only)."""
+    from transformers import AutoConfig, AutoModel, RobertaConfig
+
+    if name == "roberta-large":
+        config = RobertaConfig(**ROBERTA_LARGE)
+    else:
+        from ipt_ray.backbone import resolve_name
+
+        config = AutoConfig.from_pretrained(resolve_name(name))
+    encoder = AutoModel.from_config(config, add_pooling_layer=False)
+    tokenizer = SimpleNamespace(pad_token_id=config.pad_token_id or 0, mask_token_id=None)
+    return Backbone(name=f"{name} (random init)", encoder=encoder, tokenizer=tokenizer).freeze()
+
+
+def make_batch(vocab: int, batch: int, length: int, seed: int, device: torch.device) -> PromptedBatch:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(min(1000, vocab // 2), vocab, (batch, length), generator=g)
+    content = torch.ones(batch, length, dtype=torch.long)
+    content[:, 0] = content[:, -1] = 0
+    return PromptedBatch(input_ids=ids, attention_mask=torch.ones(batch, length, dtype=torch.long),
+                         content_mask=content, token_type_ids=torch.zeros(batch, length, dtype=torch.long),
+                         labels=torch.randint(0, 2, (batch,), generator=g)).to(device)
+
+
+def seed_group_step(backbone: Backbone, method: dict, seeds: int, k: int, batches: list[PromptedBatch],
+                    autocast: bool) -> Callable[[], None]:
+    cfg = MethodConfig(prompt_length=k, **method)
+    seen = torch.cat([b.input_ids.flatten().cpu() for b in batches])
+    ctx = build_context(cfg, backbone, 2, seen_token_ids=seen)
+    adapters = [build_adapter(ctx, backbone, s) for s in range(seeds)]
+    device = batches[0].input_ids.device
+    group = SeedGroup(backbone, adapters, list(range(seeds))).to(device).train()
+    optimizers = [torch.optim.AdamW([p for p in a.parameters() if p.requires_grad], lr=1e-3, fused=True)
+                  for a in adapters]  # as ipt_ray.train does
+
+    def step() -> None:
+        train_step(group, adapters, optimizers, [None] * seeds, batches[:seeds], batched=True, autocast=autocast,
+                   max_grad_norm=1.0)
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backbone", default="roberta-large")
+    parser.add_argument("--random-init", action="store_true", help="the backbone's architecture, random weights")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=16, help="per seed")
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--out", default="bench/results/seed_step.md")
+    args = parser.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    autocast = device.type == "cuda"  # bf16 autocast, as the loop does on CUDA (train.precision auto)
+    backbone = random_backbone(args.backbone) if args.random_init else load_backbone(BackboneConfig(name=args.backbone))
+    backbone.to(device)
+    batches = [make_batch(backbone.vocab_size, args.batch, args.length, s, device) for s in range(args.seeds)]
+    cases: dict[str, Callable[[], None]] = {}
+    for name in args.methods:
+        cases[f"{name}, 1 seed"] = seed_group_step(backbone, METHODS[name], 1, args.k, batches, autocast)
+        cases[f"{name}, {args.seeds} seeds"] = seed_group_step(backbone, METHODS[name], args.seeds, args.k, batches,
+                                                               autocast)
+
+    def timed(step: Callable[[], None]) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    for step in cases.values():  # warm-up: kernels, allocator, autograd graphs
+        for _ in range(3):
+            timed(step)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.rounds):  # round-robin: drift in load hits every case alike
+        for name, step in cases.items():
+            times[name].append(timed(step))
+    med = {name: statistics.median(v) for name, v in times.items()}
+    where = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    lines = [f"{backbone.name} on {where}, {'bf16 autocast' if autocast else 'fp32'}, {args.batch} x {args.length} "
+             f"tokens per seed, k={args.k}, batched execution, median of {args.rounds} round-robin steps.", "",
+             f"| method | 1 seed (ms) | {args.seeds} seeds (ms) | ratio | target |", "|---|---|---|---|---|"]
+    for name in args.methods:
+        one, many = med[f"{name}, 1 seed"], med[f"{name}, {args.seeds} seeds"]
+        ratio = many / one
+        verdict = f"<= {TARGET:.1f} {'ok' if ratio <= TARGET else 'MISSED'}" if device.type == "cuda" else "GPU only"
+        lines.append(f"| {name} | {one * 1000:.1f} | {many * 1000:.1f} | {ratio:.2f} | {verdict} |")
+    write_results(args.out, lines, {"device": where, "seeds": args.seeds, "times": times})
+
+
+if __name__ == "__main__":
+    main()
