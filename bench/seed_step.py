@@ -29,6 +29,7 @@ from ipt_ray.model import SeedGroup, build_adapter, build_context
 from ipt_ray.prompts.base import PromptedBatch
 from ipt_ray.train import train_step
 from bench._results import write_results
+from bench.step_time import make_batch
 
 METHODS: dict[str, dict] = {
     "Prompt Tuning": {"strategy": "prompt_tuning"},
@@ -55,18 +56,9 @@ def random_backbone(name: str) -> Backbone:
 
         config = AutoConfig.from_pretrained(resolve_name(name))
     encoder = AutoModel.from_config(config, add_pooling_layer=False)
-    tokenizer = SimpleNamespace(pad_token_id=config.pad_token_id or 0, mask_token_id=None)
+    tokenizer = SimpleNamespace(pad_token_id=config.pad_token_id or 0, mask_token_id=None,
+                                cls_token_id=config.bos_token_id or 0, sep_token_id=config.eos_token_id or 2)
     return Backbone(name=f"{name} (random init)", encoder=encoder, tokenizer=tokenizer).freeze()
-
-
-def make_batch(vocab: int, batch: int, length: int, seed: int, device: torch.device) -> PromptedBatch:
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(min(1000, vocab // 2), vocab, (batch, length), generator=g)
-    content = torch.ones(batch, length, dtype=torch.long)
-    content[:, 0] = content[:, -1] = 0
-    return PromptedBatch(input_ids=ids, attention_mask=torch.ones(batch, length, dtype=torch.long),
-                         content_mask=content, token_type_ids=torch.zeros(batch, length, dtype=torch.long),
-                         labels=torch.randint(0, 2, (batch,), generator=g)).to(device)
 
 
 def seed_group_step(backbone: Backbone, method: dict, seeds: int, k: int, batches: list[PromptedBatch],
@@ -104,7 +96,10 @@ def main() -> None:
     autocast = device.type == "cuda"  # bf16 autocast, as the loop does on CUDA (train.precision auto)
     backbone = random_backbone(args.backbone) if args.random_init else load_backbone(BackboneConfig(name=args.backbone))
     backbone.to(device)
-    batches = [make_batch(backbone.vocab_size, args.batch, args.length, s, device) for s in range(args.seeds)]
+    tok = backbone.tokenizer
+    cls_id, sep_id = getattr(tok, "cls_token_id", None) or 0, getattr(tok, "sep_token_id", None) or 2
+    batches = [make_batch(backbone.vocab_size, cls_id, sep_id, args.batch, args.length, seed=s).to(device)
+               for s in range(args.seeds)]
     cases: dict[str, Callable[[], None]] = {}
     for name in args.methods:
         cases[f"{name}, 1 seed"] = seed_group_step(backbone, METHODS[name], 1, args.k, batches, autocast)

@@ -7,7 +7,7 @@ same rounds when `peft` is installed.
 
 Targets: Random IPT <= 1.05, Encoder IPT <= 1.15 (x Prompt Tuning); Prefix + IPT <= 1.10 x Prefix
 Tuning; ours / PEFT <= 1.00 for both.
-Usage: python -m bench.step_time [--rounds 20] [--out bench/results/step_time.md]
+Usage: python -m bench.step_time [--rounds 20] [--batch 16] [--length 128] [--out bench/results/step_time.md]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ipt_ray.model import SeedGroup, build_adapter, build_context, count_trainab
 from ipt_ray.prompts.base import PromptedBatch
 from bench._results import write_results
 
-B, N, K, PREFIX_HIDDEN = 16, 128, 16, 128
+K, PREFIX_HIDDEN = 16, 128
 
 METHODS: dict[str, dict] = {
     "Prompt Tuning": {"strategy": "prompt_tuning"},
@@ -63,14 +63,16 @@ def ratios(times: dict[str, list[float]]) -> list[tuple[str, float, str, float, 
     return rows
 
 
-def make_batch(vocab: int, cls_id: int, sep_id: int) -> PromptedBatch:
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(1000, vocab, (B, N), generator=g)
+def make_batch(vocab: int, cls_id: int, sep_id: int, batch: int = 16, length: int = 128, seed: int = 0) -> PromptedBatch:
+    """Random content tokens between the special ones, no padding, random binary labels."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(min(1000, vocab // 2), vocab, (batch, length), generator=g)
     ids[:, 0], ids[:, -1] = cls_id, sep_id
-    content = torch.ones(B, N, dtype=torch.long)
+    content = torch.ones(batch, length, dtype=torch.long)
     content[:, 0] = content[:, -1] = 0
-    return PromptedBatch(input_ids=ids, attention_mask=torch.ones(B, N, dtype=torch.long), content_mask=content,
-                         token_type_ids=torch.zeros(B, N, dtype=torch.long), labels=torch.randint(0, 2, (B,), generator=g))
+    return PromptedBatch(input_ids=ids, attention_mask=torch.ones(batch, length, dtype=torch.long),
+                         content_mask=content, token_type_ids=torch.zeros(batch, length, dtype=torch.long),
+                         labels=torch.randint(0, 2, (batch,), generator=g))
 
 
 def ours(backbone, batch: PromptedBatch, method: dict) -> tuple[Callable[[], None], int]:
@@ -124,11 +126,13 @@ def peft_steps(path: str, batch: PromptedBatch) -> dict[str, tuple[Callable[[], 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=16, help="the figures on file use 16 x 128")
+    parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--out", default="bench/results/step_time.md")
     args = parser.parse_args()
     backbone = load_backbone(BackboneConfig(name="minilm-l6"))
     tok = backbone.tokenizer
-    batch = make_batch(backbone.vocab_size, tok.cls_token_id, tok.sep_token_id)
+    batch = make_batch(backbone.vocab_size, tok.cls_token_id, tok.sep_token_id, args.batch, args.length)
     cases = {name: ours(backbone, batch, m) for name, m in METHODS.items()}
     cases.update(peft_steps(resolve_name("minilm-l6"), batch))
     for step, _ in cases.values():  # warm-up: allocator, autograd graphs, thread pools
@@ -140,7 +144,7 @@ def main() -> None:
             t0 = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - t0)
-    lines = [f"MiniLM-L6, batch {B} x {N} tokens, k={K}, torch threads {torch.get_num_threads()}, "
+    lines = [f"MiniLM-L6, batch {args.batch} x {args.length} tokens, k={K}, torch threads {torch.get_num_threads()}, "
              f"median of {args.rounds} round-robin steps.", "",
              "| method | trainable params | step (ms) | ratio | vs | target |", "|---|---|---|---|---|---|"]
     for name, step_s, base_name, ratio, target in ratios(times):
