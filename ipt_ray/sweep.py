@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -390,8 +391,6 @@ def prune_checkpoints(grid_result: Any) -> int:
     Only then is it safe: a resume reads the snapshot, and the snapshot names each trial's latest
     checkpoint. Returns how many checkpoint folders went.
     """
-    import shutil
-
     removed = 0
     for result in grid_result:
         if result.checkpoint is None or not result.path:
