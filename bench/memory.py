@@ -58,7 +58,8 @@ def measure_one(method_json: str) -> None:
     from ipt_ray.backbone import load_backbone
     from ipt_ray.config import BackboneConfig, MethodConfig
     from ipt_ray.model import SeedGroup, build_adapter, build_context, count_trainable
-    from bench.step_time import make_batch
+    from ipt_ray.train import seed_optimizer
+    from bench.step_time import ADAMW_DEFAULT_DECAY, make_batch
 
     method = json.loads(method_json)
     backbone = load_backbone(BackboneConfig(name="minilm-l6"))
@@ -72,8 +73,7 @@ def measure_one(method_json: str) -> None:
     cfg = MethodConfig(prompt_length=16, **method)
     ctx = build_context(cfg, backbone, 2, seen_token_ids=cb_seen_ids())
     group = SeedGroup(backbone, [build_adapter(ctx, backbone, 0)], [0]).train()
-    params = [p for p in group.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-3, fused=True)
+    opt = seed_optimizer(group.adapters[0], lr=1e-3, weight_decay=ADAMW_DEFAULT_DECAY)
     for _ in range(3):
         F.cross_entropy(group([batch])[0], batch.labels).backward()
         opt.step()

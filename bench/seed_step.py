@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from types import SimpleNamespace
 from typing import Callable
 
@@ -27,9 +26,9 @@ from ipt_ray.backbone import Backbone, load_backbone
 from ipt_ray.config import BackboneConfig, MethodConfig
 from ipt_ray.model import SeedGroup, build_adapter, build_context
 from ipt_ray.prompts.base import PromptedBatch
-from ipt_ray.train import train_step
+from ipt_ray.train import seed_optimizer, train_step
 from bench._results import write_results
-from bench.step_time import make_batch
+from bench.step_time import ADAMW_DEFAULT_DECAY, make_batch, round_robin
 
 METHODS: dict[str, dict] = {
     "Prompt Tuning": {"strategy": "prompt_tuning"},
@@ -69,11 +68,11 @@ def seed_group_step(backbone: Backbone, method: dict, seeds: int, k: int, batche
     adapters = [build_adapter(ctx, backbone, s) for s in range(seeds)]
     device = batches[0].input_ids.device
     group = SeedGroup(backbone, adapters, list(range(seeds))).to(device).train()
-    optimizers = [torch.optim.AdamW([p for p in a.parameters() if p.requires_grad], lr=1e-3, fused=True)
-                  for a in adapters]  # as ipt_ray.train does
+    optimizers = [seed_optimizer(a, lr=1e-3, weight_decay=ADAMW_DEFAULT_DECAY) for a in adapters]
+    schedulers = [torch.optim.lr_scheduler.ConstantLR(o, factor=1.0) for o in optimizers]  # the loop steps one
 
     def step() -> None:
-        train_step(group, adapters, optimizers, [None] * seeds, batches[:seeds], batched=True, autocast=autocast,
+        train_step(group, adapters, optimizers, schedulers, batches[:seeds], batched=True, autocast=autocast,
                    max_grad_norm=1.0)
 
     return step
@@ -97,31 +96,15 @@ def main() -> None:
     backbone = random_backbone(args.backbone) if args.random_init else load_backbone(BackboneConfig(name=args.backbone))
     backbone.to(device)
     tok = backbone.tokenizer
-    cls_id, sep_id = getattr(tok, "cls_token_id", None) or 0, getattr(tok, "sep_token_id", None) or 2
-    batches = [make_batch(backbone.vocab_size, cls_id, sep_id, args.batch, args.length, seed=s).to(device)
-               for s in range(args.seeds)]
+    batches = [make_batch(backbone.vocab_size, tok.cls_token_id, tok.sep_token_id, args.batch, args.length,
+                          seed=s).to(device) for s in range(args.seeds)]
     cases: dict[str, Callable[[], None]] = {}
     for name in args.methods:
         cases[f"{name}, 1 seed"] = seed_group_step(backbone, METHODS[name], 1, args.k, batches, autocast)
         cases[f"{name}, {args.seeds} seeds"] = seed_group_step(backbone, METHODS[name], args.seeds, args.k, batches,
                                                                autocast)
 
-    def timed(step: Callable[[], None]) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    for step in cases.values():  # warm-up: kernels, allocator, autograd graphs
-        for _ in range(3):
-            timed(step)
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(args.rounds):  # round-robin: drift in load hits every case alike
-        for name, step in cases.items():
-            times[name].append(timed(step))
+    times = round_robin(cases, args.rounds, warmup=3, sync=torch.cuda.synchronize if device.type == "cuda" else None)
     med = {name: statistics.median(v) for name, v in times.items()}
     where = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     lines = [f"{backbone.name} on {where}, {'bf16 autocast' if autocast else 'fp32'}, {args.batch} x {args.length} "

@@ -24,7 +24,10 @@ from ipt_ray.backbone import load_backbone, resolve_name
 from ipt_ray.config import BackboneConfig, MethodConfig
 from ipt_ray.model import SeedGroup, build_adapter, build_context, count_trainable
 from ipt_ray.prompts.base import PromptedBatch
+from ipt_ray.train import seed_optimizer
 from bench._results import write_results
+
+ADAMW_DEFAULT_DECAY = 0.01  # torch's AdamW default, which the figures on file were measured with
 
 K, PREFIX_HIDDEN = 16, 128
 
@@ -75,12 +78,32 @@ def make_batch(vocab: int, cls_id: int, sep_id: int, batch: int = 16, length: in
                          labels=torch.randint(0, 2, (batch,), generator=g))
 
 
+def round_robin(steps: dict[str, Callable[[], None]], rounds: int, warmup: int,
+                sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """Seconds per call of each step: ``warmup`` untimed calls each, then one call of every step per round,
+    so that drift in machine load hits all of them alike. ``sync`` (e.g. ``torch.cuda.synchronize``) runs
+    around every timed call."""
+    for step in steps.values():  # allocator, autograd graphs, thread pools, kernels
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            if sync:
+                sync()
+            t0 = time.perf_counter()
+            step()
+            if sync:
+                sync()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def ours(backbone, batch: PromptedBatch, method: dict) -> tuple[Callable[[], None], int]:
     cfg = MethodConfig(prompt_length=K, prefix_hidden=PREFIX_HIDDEN, head_dropout=0.0, **method)
     ctx = build_context(cfg, backbone, 2, seen_token_ids=batch.input_ids.flatten())
     group = SeedGroup(backbone, [build_adapter(ctx, backbone, 0)], [0]).train()
-    params = [p for p in group.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-3, fused=True)  # as ipt_ray.train does
+    opt = seed_optimizer(group.adapters[0], lr=1e-3, weight_decay=ADAMW_DEFAULT_DECAY)  # as ipt_ray.train does
 
     def step() -> None:
         loss = F.cross_entropy(group([batch])[0], batch.labels)
@@ -135,15 +158,7 @@ def main() -> None:
     batch = make_batch(backbone.vocab_size, tok.cls_token_id, tok.sep_token_id, args.batch, args.length)
     cases = {name: ours(backbone, batch, m) for name, m in METHODS.items()}
     cases.update(peft_steps(resolve_name("minilm-l6"), batch))
-    for step, _ in cases.values():  # warm-up: allocator, autograd graphs, thread pools
-        step()
-        step()
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(args.rounds):
-        for name, (step, _) in cases.items():
-            t0 = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - t0)
+    times = round_robin({name: step for name, (step, _) in cases.items()}, args.rounds, warmup=2)
     lines = [f"MiniLM-L6, batch {args.batch} x {args.length} tokens, k={K}, torch threads {torch.get_num_threads()}, "
              f"median of {args.rounds} round-robin steps.", "",
              "| method | trainable params | step (ms) | ratio | vs | target |", "|---|---|---|---|---|---|"]

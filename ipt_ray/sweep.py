@@ -385,13 +385,12 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
             "journaled": journaled}
 
 
-def prune_checkpoints(grid_result: Any) -> int:
+def prune_checkpoints(grid_result: Any) -> None:
     """Delete every trial checkpoint but the latest, once Tune's final experiment snapshot is written.
 
     Only then is it safe: a resume reads the snapshot, and the snapshot names each trial's latest
-    checkpoint. Returns how many checkpoint folders went.
+    checkpoint.
     """
-    removed = 0
     for result in grid_result:
         if result.checkpoint is None or not result.path:
             continue
@@ -399,8 +398,6 @@ def prune_checkpoints(grid_result: Any) -> int:
         for folder in Path(result.path).glob("checkpoint_*"):
             if folder.is_dir() and folder.resolve() != keep:
                 shutil.rmtree(folder, ignore_errors=True)
-                removed += 1
-    return removed
 
 
 def _optuna_states(searcher: Any) -> dict[str, int]:

@@ -233,6 +233,15 @@ def _load_state(path: str | Path) -> dict[str, Any]:
     return torch.load(Path(path) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
 
 
+def seed_optimizer(adapter: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """One seed's AdamW over its trainable parameters.
+
+    fused: one kernel over all tensors; 10x faster than the default on a 30k x 384 table (CPU).
+    """
+    return torch.optim.AdamW([p for p in adapter.parameters() if p.requires_grad], lr=lr,
+                             weight_decay=weight_decay, fused=True)
+
+
 def train_step(model: Any, adapters: Sequence[Any], optimizers: Sequence[Any], schedulers: Sequence[Any],
                batches: Sequence[PromptedBatch], batched: bool, autocast: bool, max_grad_norm: float) -> torch.Tensor:
     """One optimizer step of every seed: forward, the summed loss's backward, per-seed clip and step.
@@ -249,8 +258,7 @@ def train_step(model: Any, adapters: Sequence[Any], optimizers: Sequence[Any], s
     for adapter, opt, sch in zip(adapters, optimizers, schedulers):
         torch.nn.utils.clip_grad_norm_(adapter.parameters(), max_grad_norm)
         opt.step()
-        if sch is not None:
-            sch.step()
+        sch.step()
         opt.zero_grad(set_to_none=True)
     return stacked.detach()
 
@@ -290,12 +298,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         adapters = [build_adapter(ctx, backbone, s) for s in group_seeds]
         params = {**parameter_report(adapters[0], backbone), "world_size": runtime.world_size}
         group = SeedGroup(backbone, adapters, group_seeds).to(runtime.device)
-        optimizers = [
-            # fused: one kernel over all tensors; 10x faster than the default on a 30k x 384 table (CPU)
-            torch.optim.AdamW([p for p in a.parameters() if p.requires_grad], lr=cfg.train.lr,
-                              weight_decay=cfg.train.weight_decay, fused=True)
-            for a in adapters
-        ]
+        optimizers = [seed_optimizer(a, cfg.train.lr, cfg.train.weight_decay) for a in adapters]
         steps_per_epoch = math.ceil(len(train_rows) / cfg.train.batch_size / runtime.world_size)
         total = steps_per_epoch * cfg.train.epochs
         from transformers import get_linear_schedule_with_warmup
@@ -436,4 +439,4 @@ def predict(adapter: Any, backbone: Backbone, encoded: Any, batch_size: int = 64
     return np.concatenate(out)
 
 
-__all__ = ["train_loop_per_worker", "train_step", "run_local", "load_splits", "summarise", "evaluate", "predict", "PromptedBatch"]
+__all__ = ["train_loop_per_worker", "train_step", "seed_optimizer", "run_local", "load_splits", "summarise", "evaluate", "predict", "PromptedBatch"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -128,8 +129,6 @@ def _logged_epochs(db: Path) -> list[int]:
     """``ipt.last_epoch`` of every run, read-only: a polling MlflowClient would create or migrate the tables
     of a store the driver is still initialising (seen in CI: the test's client re-ran the schema setup at
     every poll and the driver never logged an epoch)."""
-    import sqlite3
-
     if not db.exists():
         return []
     try:
