@@ -17,6 +17,7 @@ $(BIN)/ipt-ray: pyproject.toml requirements-cpu.txt
 install: $(BIN)/ipt-ray
 
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-fast: install

@@ -25,7 +25,7 @@ import torch
 from ipt_ray.backbone import Backbone, load_backbone
 from ipt_ray.config import BackboneConfig, MethodConfig
 from ipt_ray.model import SeedGroup, build_adapter, build_context
-from ipt_ray.prompts.base import PromptedBatch
+from ipt_ray.batches import PromptedBatch
 from ipt_ray.train import seed_optimizer, train_step
 from bench._results import write_results
 from bench.step_time import ADAMW_DEFAULT_DECAY, make_batch, round_robin

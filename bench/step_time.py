@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ipt_ray.backbone import load_backbone, resolve_name
 from ipt_ray.config import BackboneConfig, MethodConfig
 from ipt_ray.model import SeedGroup, build_adapter, build_context, count_trainable
-from ipt_ray.prompts.base import PromptedBatch
+from ipt_ray.batches import PromptedBatch
 from ipt_ray.train import seed_optimizer
 from bench._results import write_results
 

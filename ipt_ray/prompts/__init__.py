@@ -1,6 +1,6 @@
 """Prompt sources, injections and heads. Importing this package registers every built-in piece."""
 
-from ipt_ray.prompts import heads, injection, instance, task  # noqa: F401  (registration side effect)
+from ipt_ray.prompts import heads, injections, instance, task  # noqa: F401  (registration side effect)
 from ipt_ray.prompts.base import (
     HEADS,
     INJECTIONS,
@@ -8,7 +8,6 @@ from ipt_ray.prompts.base import (
     BuildContext,
     Head,
     Injection,
-    PromptedBatch,
     PromptSource,
     register_head,
     register_injection,
@@ -16,6 +15,6 @@ from ipt_ray.prompts.base import (
 )
 
 __all__ = [
-    "HEADS", "INJECTIONS", "SOURCES", "BuildContext", "Head", "Injection", "PromptedBatch", "PromptSource",
+    "HEADS", "INJECTIONS", "SOURCES", "BuildContext", "Head", "Injection", "PromptSource",
     "register_head", "register_injection", "register_source",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ipt_ray.prompts.base import BuildContext, Head, PromptedBatch, register_head
+from ipt_ray.batches import PromptedBatch
+from ipt_ray.prompts.base import BuildContext, Head, register_head
 
 
 class SeededDropout(nn.Module):

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ipt_ray.prompts.base import BuildContext, PromptedBatch, PromptSource, first_content_tokens, register_source
+from ipt_ray.batches import PromptedBatch
+from ipt_ray.prompts.base import BuildContext, PromptSource, first_content_tokens, register_source
 from ipt_ray.prompts.task import _init_rows
 
 TABLE_FORMAT = "ipt-ray/prompt-table/v1"

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ipt_ray.prompts.base import BuildContext, PromptedBatch, PromptSource, register_source
+from ipt_ray.batches import PromptedBatch
+from ipt_ray.prompts.base import BuildContext, PromptSource, register_source
 
 
 def _init_rows(ctx: BuildContext, k: int, how: str) -> torch.Tensor:

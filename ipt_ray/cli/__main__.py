@@ -1,0 +1,3 @@
+from ipt_ray.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,217 @@
+"""PromptedModel pieces: one trainable Adapter per seed, and a SeedGroup sharing one frozen backbone.
+
+An Adapter is source + injection + head (plus the whole backbone for fine-tuning). Its state dict is
+the trainable state: that is what checkpoints and saved adapters hold.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ipt_ray import prompts as _prompts  # noqa: F401  (registers the built-in pieces)
+from ipt_ray.backbone import Backbone, check_identity, load_backbone
+from ipt_ray.config import ExperimentConfig, MethodConfig, as_config
+from ipt_ray.batches import PromptedBatch
+from ipt_ray.prompts.base import HEADS, INJECTIONS, SOURCES, BuildContext, lookup
+
+ADAPTER_FORMAT = "ipt-ray/adapter/v1"
+ADAPTER_FILE = "adapter.pt"
+
+
+class Adapter(nn.Module):
+    """The trainable part of one seed. ``forward(backbone, batch) -> logits [B, C]``."""
+
+    def __init__(self, source: nn.Module | None, injection: nn.Module, head: nn.Module, encoder: nn.Module | None = None):
+        super().__init__()
+        self.source = source
+        self.injection = injection
+        self.head = head
+        self.encoder = encoder  # fine-tuning only: this seed's own, unfrozen copy of the backbone
+
+    def prompt_state(self, batch: PromptedBatch):
+        if self.source is None or self.source.length == 0:
+            return None
+        prompts, mask = self.source(batch)
+        return self.injection.prepare(prompts, mask)
+
+    def forward(self, backbone: Backbone, batch: PromptedBatch) -> torch.Tensor:
+        encoder = self.encoder if self.encoder is not None else backbone.encoder
+        hidden = self.injection.run(encoder, batch, self.prompt_state(batch), backbone.position_offset)
+        return self.head(hidden, batch, backbone.mlm_head)
+
+
+class SeedGroup(nn.Module):
+    """The adapters of one config's seeds over one frozen backbone.
+
+    ``forward(batches, batched) -> [logits_s]``, one batch per seed. ``batched=True`` concatenates the
+    seeds' sub-batches into one backbone pass (fills a GPU); ``False`` runs them one after another
+    (cheaper on CPU). Parameters are disjoint, so summing the seeds' losses gives each seed exactly
+    the gradient of a separate run. The backbone is held outside the module tree: not in the state
+    dict, not broadcast by DDP.
+    """
+
+    def __init__(self, backbone: Backbone, adapters: Sequence[Adapter], seeds: Sequence[int]):
+        super().__init__()
+        object.__setattr__(self, "backbone", backbone)
+        self.adapters = nn.ModuleList(adapters)
+        self.seeds = list(seeds)
+
+    def forward(self, batches: Sequence[PromptedBatch], batched: bool = False) -> list[torch.Tensor]:
+        if not batched or len(batches) == 1 or any(a.encoder is not None for a in self.adapters):
+            return [adapter(self.backbone, batch) for adapter, batch in zip(self.adapters, batches)]
+        return self._forward_batched(batches)
+
+    def _forward_batched(self, batches: Sequence[PromptedBatch]) -> list[torch.Tensor]:
+        lengths = [b.input_ids.shape[1] for b in batches]
+        merged = concat_batches(batches, pad_id=int(self.backbone.tokenizer.pad_token_id or 0))
+        states = [adapter.prompt_state(batch) for adapter, batch in zip(self.adapters, batches)]
+        state = None if states[0] is None else tuple(torch.cat(parts, dim=0) for parts in zip(*states))
+        hidden = self.adapters[0].injection.run(self.backbone.encoder, merged, state, self.backbone.position_offset)
+        logits, start = [], 0
+        for adapter, batch, n in zip(self.adapters, batches, lengths):
+            part = hidden[start : start + batch.size, :n]
+            logits.append(adapter.head(part, batch, self.backbone.mlm_head))
+            start += batch.size
+        return logits
+
+
+def concat_batches(batches: Sequence[PromptedBatch], pad_id: int) -> PromptedBatch:
+    width = max(b.input_ids.shape[1] for b in batches)
+
+    def cat(name: str, value: int) -> torch.Tensor | None:
+        parts = [getattr(b, name) for b in batches]
+        if any(p is None for p in parts):
+            return None
+        return torch.cat([F.pad(p, (0, width - p.shape[1]), value=value) for p in parts], dim=0)
+
+    return PromptedBatch(
+        input_ids=cat("input_ids", pad_id),
+        attention_mask=cat("attention_mask", 0),
+        content_mask=cat("content_mask", 0),
+        token_type_ids=cat("token_type_ids", 0),
+    )
+
+
+def label_word_ids(tokenizer: Any, words: Sequence[str]) -> list[int]:
+    """The first sub-token of each label word, with the leading space BPE vocabularies expect mid-sentence."""
+    ids = []
+    for word in words:
+        pieces = tokenizer.tokenize(" " + word) or tokenizer.tokenize(word)
+        ids.append(int(tokenizer.convert_tokens_to_ids(pieces[0])))
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"label words {list(words)} share a first sub-token; choose distinct words")
+    return ids
+
+
+def build_context(
+    method: MethodConfig,
+    backbone: Backbone,
+    num_labels: int,
+    label_words: Sequence[str] | None = None,
+    seen_token_ids: torch.Tensor | None = None,
+    seed: int = 0,
+) -> BuildContext:
+    tok = backbone.tokenizer
+    verbalizer = method.head == "verbalizer"
+    return BuildContext(
+        method=method,
+        hidden_size=backbone.hidden_size,
+        num_layers=backbone.num_layers,
+        num_heads=backbone.num_heads,
+        vocab_size=backbone.vocab_size,
+        num_labels=num_labels,
+        word_embeddings=backbone.word_embeddings.weight.detach(),
+        label_word_ids=label_word_ids(tok, label_words) if verbalizer and label_words else None,
+        mask_token_id=tok.mask_token_id,
+        seen_token_ids=seen_token_ids,
+        extras={"seed": seed, "backbone": backbone},
+    )
+
+
+def build_adapter(ctx: BuildContext, backbone: Backbone, seed: int) -> Adapter:
+    """One seed's adapter; its initialisation depends on ``seed`` only."""
+    method = ctx.method
+    ctx.extras["seed"] = seed
+    torch.manual_seed(seed)
+    if method.strategy == "fine_tuning":
+        import copy
+
+        encoder = copy.deepcopy(backbone.encoder).requires_grad_(True)
+        head = lookup(HEADS, "head", method.head).build(ctx)
+        return Adapter(None, lookup(INJECTIONS, "injection", "none").build(ctx), head, encoder=encoder)
+    source = lookup(SOURCES, "strategy", method.strategy).build(ctx)
+    injection = lookup(INJECTIONS, "injection", method.injection).build(ctx)
+    head = lookup(HEADS, "head", method.head).build(ctx)
+    return Adapter(source, injection, head)
+
+
+def count_trainable(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def parameter_report(adapter: Adapter, backbone: Backbone) -> dict[str, float]:
+    """Trainable parameters as a count and as % of the (frozen) backbone."""
+    trainable = count_trainable(adapter)
+    total = backbone.num_parameters()
+    return {"trainable_params": trainable, "backbone_params": total, "trainable_pct": 100.0 * trainable / total}
+
+
+def save_adapter(
+    directory: str | Path,
+    adapter: Adapter,
+    config: ExperimentConfig,
+    backbone: Backbone,
+    ctx: BuildContext,
+    seed: int,
+    label_names: Sequence[str],
+    metrics: dict[str, float] | None = None,
+) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ADAPTER_FILE
+    blob = {
+        "format": ADAPTER_FORMAT,
+        "config": config.model_dump(mode="json"),
+        "seed": seed,
+        "backbone": {k: v for k, v in backbone.identity().items()},
+        "context": ctx.persistable(),
+        "label_names": list(label_names),
+        "state": {k: v.detach().cpu() for k, v in adapter.state_dict().items()},
+        "metrics": metrics or {},
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)  # never leave a half-written adapter behind
+    (directory / "adapter.json").write_text(
+        json.dumps({k: blob[k] for k in ("format", "config", "seed", "backbone", "label_names", "metrics")}, indent=2)
+    )
+    return path
+
+
+def load_adapter(directory: str | Path, backbone: Backbone | None = None) -> tuple[ExperimentConfig, Adapter, Backbone, list[str]]:
+    """Rebuild a saved adapter onto its backbone (loaded from the saved config when not given)."""
+    path = Path(directory)
+    path = path / ADAPTER_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"no adapter at {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(blob, dict) or blob.get("format") != ADAPTER_FORMAT:
+        raise ValueError(f"{path}: not an ipt-ray adapter (format {ADAPTER_FORMAT})")
+    config = as_config(blob["config"])
+    if backbone is None:
+        backbone = load_backbone(config.backbone, with_mlm_head=config.method.head == "verbalizer")
+    check_identity(blob["backbone"], backbone, f"adapter {path}")
+    from ipt_ray.data.tasks import get_task
+
+    spec = get_task(config.task.name)
+    ctx = build_context(config.method, backbone, spec.num_labels, spec.label_words,
+                        blob["context"].get("seen_token_ids"), blob["seed"])
+    adapter = build_adapter(ctx, backbone, blob["seed"])
+    adapter.load_state_dict(blob["state"])
+    return config, adapter.eval(), backbone, blob["label_names"]

@@ -1,0 +1,1 @@
+"""Paper-style reports: methods x tasks tables, published numbers, significance tests, plots."""

@@ -1,0 +1,38 @@
+"""The shared results vocabulary: config ids, the params codec, seed/config/sweep summaries, aggregation."""
+
+from ipt_ray.results.summaries import (  # noqa: F401
+    Mode,
+    STATUSES,
+    SeedResult,
+    ConfigSummary,
+    SweepSummary,
+    config_id,
+    flatten_params,
+    parse_param,
+    param_str,
+    display_str,
+    mean_std,
+    aggregate,
+    result_epoch,
+    results_from_tune,
+    Epoch,
+    results_from_mlflow,
+    SECTIONS,
+    expand_sections,
+    SweepContext,
+    with_context,
+    combine_results,
+    sweep_context_from_mlflow,
+    log_report_artifacts,
+    is_fraction,
+    fmt_value,
+    to_markdown,
+    render_console,
+    to_csv,
+    read_csv,
+    MAX_PLOT_CONFIGS,
+    plot,
+    write_artifacts,
+)
+
+__all__ = ['Mode', 'STATUSES', 'SeedResult', 'ConfigSummary', 'SweepSummary', 'config_id', 'flatten_params', 'parse_param', 'param_str', 'display_str', 'mean_std', 'aggregate', 'result_epoch', 'results_from_tune', 'Epoch', 'results_from_mlflow', 'SECTIONS', 'expand_sections', 'SweepContext', 'with_context', 'combine_results', 'sweep_context_from_mlflow', 'log_report_artifacts', 'is_fraction', 'fmt_value', 'to_markdown', 'render_console', 'to_csv', 'read_csv', 'MAX_PLOT_CONFIGS', 'plot', 'write_artifacts']

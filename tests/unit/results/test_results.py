@@ -1,0 +1,354 @@
+"""Seed aggregation, best-config choice and the result tables/plot; read-back from MLflow runs."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ipt_ray.results import (
+    ConfigSummary,
+    SeedResult,
+    SweepSummary,
+    aggregate,
+    config_id,
+    plot,
+    read_csv,
+    render_console,
+    results_from_mlflow,
+    results_from_tune,
+    to_csv,
+    to_markdown,
+    write_artifacts,
+)
+
+
+def seeds(cid: str, values, status: str = "completed", params=None, trial: str | None = None) -> list[SeedResult]:
+    params = params if params is not None else {"method.prompt_length": len(cid), "train.lr": 0.01}
+    return [SeedResult(cid, trial or f"trial-{cid}", s, v, params, status) for s, v in enumerate(values)]
+
+
+def by_id(summary: SweepSummary) -> dict[str, ConfigSummary]:
+    return {c.config_id: c for c in summary.configs}
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def test_mean_and_sample_std():
+    summary = aggregate(seeds("a", [0.8, 0.9, 1.0]) + seeds("b", [0.7]), "accuracy", "max")
+    a, b = by_id(summary)["a"], by_id(summary)["b"]
+    assert a.mean == pytest.approx(0.9, abs=1e-15) and a.std == pytest.approx(0.1, abs=1e-15)
+    assert a.values == {0: 0.8, 1: 0.9, 2: 1.0} and a.n_seeds == 3 and a.trial_ids == ["trial-a"]
+    assert b.mean == 0.7 and b.std == 0.0 and b.n_seeds == 1  # one seed: std 0, not NaN
+    # independent of the order the seeds arrive in
+    again = by_id(aggregate(list(reversed(seeds("a", [0.8, 0.9, 1.0]))), "accuracy"))["a"]
+    assert (again.mean, again.std) == (a.mean, a.std)
+
+
+@pytest.mark.parametrize("mode, best, order", [("max", "hi", ["hi", "mid", "lo"]), ("min", "lo", ["lo", "mid", "hi"])])
+def test_best_by_mode_and_best_first(mode, best, order):
+    results = seeds("lo", [0.1, 0.2]) + seeds("hi", [0.8, 0.9]) + seeds("mid", [0.5, 0.5])
+    summary = aggregate(results, "loss" if mode == "min" else "accuracy", mode)
+    assert summary.best.config_id == best
+    assert [c.config_id for c in summary.configs] == order
+    assert [c.best for c in summary.configs] == [True, False, False]
+
+
+def test_tie_breaking_is_deterministic():
+    # equal means: lower std wins
+    s = aggregate(seeds("x", [0.6, 1.0]) + seeds("y", [0.7, 0.9]), "accuracy", "max")
+    assert s.best.config_id == "y"
+    # equal means and std: more seeds wins
+    s = aggregate(seeds("x", [0.8, 0.8]) + seeds("y", [0.8, 0.8, 0.8]), "accuracy", "max")
+    assert s.best.config_id == "y"
+    # all equal: smaller config id wins, in any input order
+    for results in (seeds("b", [0.8, 0.8]) + seeds("a", [0.8, 0.8]), seeds("a", [0.8, 0.8]) + seeds("b", [0.8, 0.8])):
+        s = aggregate(results, "accuracy", "max")
+        assert [c.config_id for c in s.configs] == ["a", "b"] and s.best.config_id == "a"
+    # the same order rules for mode min
+    s = aggregate(seeds("x", [0.2, 0.6]) + seeds("y", [0.3, 0.5]), "loss", "min")
+    assert s.best.config_id == "y"
+
+
+def test_failed_config_is_listed_but_never_best():
+    results = (seeds("failed", [0.99, 0.99], status="failed") + seeds("ok", [0.5, 0.6])
+               + seeds("never", [math.nan, math.nan], status="failed"))
+    summary = aggregate(results, "accuracy", "max")
+    assert summary.best.config_id == "ok"
+    assert [c.config_id for c in summary.configs] == ["ok", "failed", "never"]
+    failed = by_id(summary)["failed"]
+    assert failed.values == {} and failed.n_seeds == 0 and math.isnan(failed.mean) and not failed.best
+    assert failed.status == "failed"
+    # only failed configs: no best at all
+    assert aggregate(seeds("f", [0.9], status="failed"), "accuracy").best is None
+
+
+def test_early_stopped_config_is_eligible_through_its_values():
+    results = seeds("stopped", [0.9, 0.95], status="early_stopped") + seeds("done", [0.8, 0.85])
+    summary = aggregate(results, "accuracy", "max")
+    assert summary.best.config_id == "stopped" and summary.best.status == "early_stopped"
+    # a stopped seed without a value only counts the seeds that have one
+    part = aggregate([SeedResult("p", "t", 0, 0.7, {}, "early_stopped"),
+                      SeedResult("p", "t", 1, math.nan, {}, "early_stopped")], "accuracy")
+    assert part.best.n_seeds == 1 and part.best.values == {0: 0.7}
+
+
+def test_repeated_config_keeps_one_value_per_seed():
+    results = (seeds("c", [0.5, 0.5], status="failed", trial="t1") + seeds("c", [0.8, 0.9], trial="t2")
+               + seeds("c", [0.1, 0.1], status="early_stopped", trial="t0"))
+    c = aggregate(results, "accuracy").configs[0]
+    assert c.trial_ids == ["t0", "t1", "t2"]
+    assert c.values == {0: 0.8, 1: 0.9} and c.status == "completed"
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match="mode"):
+        aggregate([], "accuracy", "best")
+
+
+# ---------------------------------------------------------------- tables and files
+
+
+def sample_summary() -> SweepSummary:
+    p = lambda k, lr: {"method.prompt_length": k, "method.strategy": "random_ipt", "train.lr": lr}  # noqa: E731
+    return aggregate(seeds("aaaa1111", [0.80, 0.82, 0.84], params=p(8, 0.01))
+                     + seeds("bbbb2222", [0.70, 0.75, 0.80], params=p(16, 0.01))
+                     + seeds("cccc3333", [math.nan] * 3, status="failed", params=p(32, 0.1)), "accuracy", "max")
+
+
+def test_markdown_table():
+    md = to_markdown(sample_summary())
+    lines = md.strip().splitlines()
+    assert lines[0] == "| config | method.prompt_length | train.lr | seeds | accuracy mean ± std (%) | status |"
+    assert lines[1] == "|---|---|---|---|---|---|"
+    assert lines[2] == "| **★ aaaa1111** | **8** | **0.01** | **3** | **82.0 ± 2.0** | **completed** |"
+    assert lines[3] == "| bbbb2222 | 16 | 0.01 | 3 | 75.0 ± 5.0 | completed |"
+    assert lines[4] == "| cccc3333 | 32 | 0.1 | 0 | - | failed |"
+    assert "method.strategy" not in md  # the same for every config
+
+
+def test_markdown_shows_all_params_when_nothing_varies_and_loss_unscaled():
+    s = aggregate(seeds("only", [0.25, 0.35], params={"train.lr": 0.01}), "loss", "min")
+    assert to_markdown(s).splitlines()[:3] == [
+        "| config | train.lr | seeds | loss mean ± std | status |", "|---|---|---|---|---|",
+        "| **★ only** | **0.01** | **2** | **0.3 ± 0.07071** | **completed** |"]
+
+
+def test_console_table():
+    text = render_console(sample_summary())
+    lines = text.splitlines()
+    assert lines[0].split() == ["config", "method.prompt_length", "train.lr", "seeds", "accuracy", "mean", "±", "std",
+                                "(%)", "status"]
+    assert set(lines[1]) <= {"-", " "}
+    assert lines[2].startswith("★ aaaa1111") and "82.0 ± 2.0" in lines[2]
+    assert lines[3].startswith("  bbbb2222")
+    # columns line up: each row's status starts where the header's does
+    col = lines[0].index("status")
+    assert [line[col:].split()[0] for line in lines[2:]] == ["completed", "completed", "failed"]
+
+
+def test_csv_round_trip(tmp_path):
+    summary = sample_summary()
+    path = to_csv(summary, tmp_path / "results.csv")
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["config_id", "best", "status", "n_seeds", "accuracy_mean", "accuracy_std",
+                             "method.prompt_length", "method.strategy", "train.lr", "seed_0", "seed_1", "seed_2",
+                             "trial_ids"]
+    assert [r["best"] for r in rows] == ["1", "0", "0"]
+    assert float(rows[0]["accuracy_mean"]) == summary.configs[0].mean
+    assert float(rows[0]["seed_1"]) == 0.82 and rows[2]["seed_0"] == ""
+    back = read_csv(path)
+    assert back.metric == "accuracy" and back.best.config_id == "aaaa1111"
+    assert back.configs[:2] == summary.configs[:2]  # exact: floats, params with their types, seeds, flags
+    failed = back.configs[2]
+    assert (failed.config_id, failed.n_seeds, failed.values, failed.status, failed.params) == (
+        "cccc3333", 0, {}, "failed", summary.configs[2].params)
+    assert math.isnan(failed.mean) and math.isnan(failed.std)
+
+
+def test_plot_and_write_artifacts(tmp_path):
+    path = plot(sample_summary(), tmp_path / "p.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    files = write_artifacts(sample_summary(), tmp_path / "out")
+    assert {k: p.name for k, p in files.items()} == {"csv": "results.csv", "md": "results.md", "png": "results.png"}
+    assert all(p.stat().st_size > 0 for p in files.values())
+    assert files["md"].read_text(encoding="utf-8") == to_markdown(sample_summary())
+
+
+# ---------------------------------------------------------------- readers
+
+
+def test_results_from_tune_with_fake_result_grid():
+    cfg_a = {"method.prompt_length": 8, "train.lr": 0.01}
+    cfg_b = {"method.prompt_length": 16, "train.lr": 0.01}
+
+    def metrics(epoch, base, trial):
+        return {"epoch": epoch, "trial_id": trial, **{f"dev_accuracy/seed_{s}": base + s / 100 for s in (0, 1)},
+                "dev_accuracy_mean": base}
+
+    grid = [SimpleNamespace(metrics=metrics(3, 0.8, "a"), config=cfg_a, error=None, path="/r/a"),
+            SimpleNamespace(metrics=metrics(1, 0.6, "b"), config=cfg_b, error=None, path="/r/b"),
+            SimpleNamespace(metrics=metrics(2, 0.9, "c"), config={"train.lr": 1.0}, error=RuntimeError("oom"),
+                            path="/r/c"),
+            SimpleNamespace(metrics={}, config={"train.lr": 2.0}, error=None, path="/r/trial_d")]
+    results = results_from_tune(grid, "accuracy", seeds=[0, 1], max_epochs=3)
+    assert len(results) == 8
+    first = results[0]
+    assert first == SeedResult(config_id(cfg_a), "a", 0, 0.8, cfg_a, "completed")
+    assert [r.status for r in results[::2]] == ["completed", "early_stopped", "failed", "failed"]
+    assert results[7].trial_id == "trial_d" and math.isnan(results[7].value)
+    summary = aggregate(results, "accuracy")
+    assert summary.best.config_id == config_id(cfg_a)
+    assert summary.best.values == {0: 0.8, 1: 0.81}
+    # "dev_accuracy" names the same metric
+    assert results_from_tune(grid[:1], "dev_accuracy", seeds=[1])[0].value == 0.81
+
+
+def test_results_from_mlflow_equals_the_fed_values(tmp_path, monkeypatch):
+    from ipt_ray.tracking import SweepTracker, find_sweep_runs
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SweepTracker(uri, "ipt-report", "sweep-7", "report-test")
+    tracker.start_parent("{}", {}, "v0", {})
+    configs = {"t0": {"method.prompt_length": 8, "method.strategy": "random_ipt", "train.lr": 0.01},
+               "t1": {"method.prompt_length": 16, "method.strategy": "random_ipt", "train.lr": 0.003}}
+    fed: dict[tuple[str, int], float] = {}
+    for epoch in (1, 2):
+        for i, (trial, params) in enumerate(configs.items()):
+            result = {"epoch": epoch}
+            for s in (0, 1, 2):
+                result[f"dev_accuracy/seed_{s}"] = fed[(trial, s)] = 0.6 + 0.1 * i + 0.01 * s + 0.05 * epoch
+            tracker.log_result(trial, config_id(params), params, result, [0, 1, 2], "random_ipt")
+    tracker.end_trial("t0", "completed")
+    tracker.end_trial("t1", "early_stopped")
+
+    results = results_from_mlflow(find_sweep_runs(uri, "ipt-report", "report-test"), "accuracy")
+    assert sorted((r.trial_id, r.seed, r.value) for r in results) == sorted((t, s, v) for (t, s), v in fed.items())
+    for r in results:
+        assert r.config_id == config_id(configs[r.trial_id])
+        assert r.params == configs[r.trial_id]  # types restored: int, float, str
+        assert r.status == {"t0": "completed", "t1": "early_stopped"}[r.trial_id]
+    summary = aggregate(results, "accuracy")
+    from_tune = aggregate([SeedResult(config_id(configs[t]), t, s, v, configs[t], "completed")
+                           for (t, s), v in fed.items()], "accuracy")
+    assert [(c.config_id, c.mean, c.std, c.values) for c in summary.configs] == [
+        (c.config_id, c.mean, c.std, c.values) for c in from_tune.configs]
+    assert not (Path(os.getcwd()) / "mlruns").exists()
+
+
+# ---------------------------------------------------------------- several sweeps, best epoch, MLflow glue
+
+
+def test_expand_sections_turns_a_section_param_into_dotted_keys():
+    from ipt_ray.results import expand_sections
+
+    assert expand_sections({"method": '{"encoder": "rnn", "strategy": "encoder_ipt"}', "train.lr": 0.01}) == {
+        "method.encoder": "rnn", "method.strategy": "encoder_ipt", "train.lr": 0.01}
+    assert expand_sections({"task": {"name": "cb", "few_shot_k": 8}}) == {"task.name": "cb", "task.few_shot_k": 8}
+    assert expand_sections({"method": "{broken", "note": '{"a": 1}'}) == {"method": "{broken", "note": '{"a": 1}'}
+
+
+def test_with_context_adds_what_the_parent_run_knows():
+    from ipt_ray.results import SweepContext, combine_results, with_context
+
+    ctx = SweepContext("s", "s", params={"task": "rte", "backbone": "minilm-l6"},
+                       base={"task": {"data_dir": "/data", "max_train_samples": 250},
+                             "method": {"prompt_length": 16, "strategy": "random_ipt"},
+                             "train": {"lr": 0.01, "seeds": [0, 1], "output_dir": "runs"}})
+    assert ctx.shared_params() == {"task.max_train_samples": 250, "method.prompt_length": 16,
+                                   "method.strategy": "random_ipt", "train.lr": 0.01, "task.name": "rte",
+                                   "backbone.name": "minilm-l6"}
+    raw = seeds("c1", [0.5, 0.6], params={"method": '{"strategy": "encoder_ipt"}'})
+    out = with_context(raw, ctx)
+    assert out[0].config_id == "c1"  # kept unless asked
+    assert out[0].params["method.strategy"] == "encoder_ipt" and out[0].params["task.name"] == "rte"
+    again = with_context(raw, ctx, reid=True)
+    assert again[0].config_id == config_id(again[0].params) != "c1"
+    other = SweepContext("t", "t", params={"task": "cb"})
+    both = combine_results([(ctx, raw), (other, raw)])
+    assert len({r.config_id for r in both}) == 2 and len(aggregate(both, "accuracy").configs) == 2
+
+
+def _fake_run(run_id, cid, seed, last, status="completed"):
+    return SimpleNamespace(info=SimpleNamespace(run_id=run_id, experiment_id="1"),
+                           data=SimpleNamespace(tags={"ipt.config_id": cid, "ipt.seed": str(seed), "ipt.trial_id": cid,
+                                                      "ipt.status": status, "ipt.sweep_id": "sw",
+                                                      "mlflow.parentRunId": "parent"},
+                                                params={"train.lr": "0.01", "seed": str(seed)},
+                                                metrics={"dev_accuracy": last}))
+
+
+def test_results_from_mlflow_best_epoch_by_seed_mean():
+    curves = {"a0": [0.5, 0.8, 0.6], "a1": [0.7, 0.6, 0.65],  # mean by epoch: 0.6, 0.7, 0.625 -> epoch 2
+              "b0": [0.4, 0.4], "b1": [0.5, 0.5]}  # a tie: the earliest epoch
+    runs = [_fake_run("a0", "a", 0, 0.6), _fake_run("a1", "a", 1, 0.65), _fake_run("b0", "b", 0, 0.4),
+            _fake_run("b1", "b", 1, 0.5)]
+    calls = []
+
+    def history(run_id, key):
+        calls.append((run_id, key))
+        return [SimpleNamespace(step=i + 1, value=v) for i, v in enumerate(curves[run_id])]
+
+    last = {(r.config_id, r.seed): r.value for r in results_from_mlflow(runs, "accuracy")}
+    assert last == {("a", 0): 0.6, ("a", 1): 0.65, ("b", 0): 0.4, ("b", 1): 0.5}
+    best = {(r.config_id, r.seed): r.value
+            for r in results_from_mlflow(runs, "accuracy", epoch="best", history=history)}
+    assert best == {("a", 0): 0.8, ("a", 1): 0.6, ("b", 0): 0.4, ("b", 1): 0.5}
+    assert set(calls) == {(r, "dev_accuracy") for r in curves}
+    low = {(r.config_id, r.seed): r.value for r in results_from_mlflow(runs, "accuracy", epoch="best", history=history,
+                                                                        mode="min")}
+    assert low[("a", 0)] == 0.5 and low[("a", 1)] == 0.7  # epoch 1 has the lowest mean
+    with pytest.raises(ValueError, match="history"):
+        results_from_mlflow(runs, "accuracy", epoch="best")
+    with pytest.raises(ValueError, match="epoch"):
+        results_from_mlflow(runs, "accuracy", epoch="first")
+
+
+class _FakeClient:
+    def __init__(self, yaml_text=None, aggregate=True):
+        self.yaml_text, self.aggregate, self.logged = yaml_text, aggregate, []
+
+    def get_run(self, run_id):
+        return SimpleNamespace(info=SimpleNamespace(run_name="my-sweep"),
+                               data=SimpleNamespace(params={"task": "cb", "seeds": "0,1"},
+                                                    tags={"mlflow.runName": "my-sweep"}))
+
+    def download_artifacts(self, run_id, path, dst):
+        if self.yaml_text is None:
+            raise OSError("no such artifact")
+        target = Path(dst) / path
+        target.write_text(self.yaml_text)
+        return str(target)
+
+    def search_runs(self, experiment_ids, filter_string, max_results=None):
+        self.filter = filter_string
+        return [SimpleNamespace(info=SimpleNamespace(run_id="agg"))] if self.aggregate else []
+
+    def log_artifact(self, run_id, path, artifact_path=None):
+        self.logged.append((run_id, Path(path).name, artifact_path))
+
+
+def test_sweep_context_and_artifact_upload_through_a_duck_typed_client(tmp_path):
+    from ipt_ray.results import log_report_artifacts, sweep_context_from_mlflow
+
+    runs = [_fake_run("r0", "a", 0, 0.5)]
+    ctx = sweep_context_from_mlflow(_FakeClient("task:\n  name: rte\nmethod:\n  strategy: ppt\n"), runs)
+    assert (ctx.name, ctx.sweep_id, ctx.params["task"]) == ("my-sweep", "sw", "cb")
+    # the YAML as written says rte, the parent's params (the effective config, after --set) say cb: cb wins
+    assert ctx.shared_params()["task.name"] == "cb" and ctx.shared_params()["method.strategy"] == "ppt"
+    bare = sweep_context_from_mlflow(_FakeClient(None), runs)  # no YAML artifact: the parent's params still count
+    assert bare.base == {} and bare.shared_params() == {"task.name": "cb"}
+    (tmp_path / "paper.md").write_text("x")
+    client = _FakeClient()
+    assert log_report_artifacts(client, runs, [tmp_path / "paper.md"]) == "agg"
+    assert client.logged == [("agg", "paper.md", "paper")] and "'aggregate'" in client.filter
+    assert log_report_artifacts(_FakeClient(aggregate=False), runs, [tmp_path / "paper.md"]) is None
+    assert log_report_artifacts(client, [], []) is None
