@@ -12,14 +12,12 @@ import time
 from pathlib import Path
 
 from ipt_ray.config import validate_config
+from bench._methods import bench_methods
 from bench._results import write_results
 from ipt_ray.train import run_local
 
-METHODS = {
-    "Prompt Tuning": {"strategy": "prompt_tuning"},
-    "Random IPT (compact table, random init)": {"strategy": "random_ipt", "table_layout": "compact"},
-    "Encoder IPT (cnn, r=1.0)": {"strategy": "encoder_ipt", "encoder": "cnn"},
-}
+METHODS = {label: m for label, m in bench_methods(prefix=False).items()
+           if label in ("Prompt Tuning", "Random IPT (compact)", "Encoder IPT (cnn)")}  # the three studied
 
 
 def main() -> None:

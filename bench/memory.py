@@ -19,31 +19,17 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from bench._methods import bench_methods
 from bench._results import write_results
 
-METHODS = {
-    "Prompt Tuning": {"strategy": "prompt_tuning"},
-    "Prefix Tuning": {"strategy": "prompt_tuning", "injection": "prefix"},
-    "Structured PT (linear)": {"strategy": "structured", "hypernetwork": "linear"},
-    "Structured PT (lowrank)": {"strategy": "structured", "hypernetwork": "lowrank"},
-    "Structured PT (mlp)": {"strategy": "structured", "hypernetwork": "mlp"},
-    "Random IPT (full)": {"strategy": "random_ipt", "table_layout": "full"},
-    "Random IPT (compact) [default]": {"strategy": "random_ipt", "table_layout": "compact"},
-    "Random IPT (lowrank)": {"strategy": "random_ipt", "table_layout": "lowrank"},
-    "Pretrained IPT (compact) [default]": {"strategy": "pretrained_ipt", "table_layout": "compact"},
-    "Encoder IPT (cnn) [default]": {"strategy": "encoder_ipt", "encoder": "cnn"},
-    "Encoder IPT (rnn)": {"strategy": "encoder_ipt", "encoder": "rnn"},
-    "Encoder IPT (mlp)": {"strategy": "encoder_ipt", "encoder": "mlp"},
-    "Prefix + Random IPT (compact)": {"strategy": "random_ipt", "injection": "prefix", "table_layout": "compact"},
-    "Fine-tuning": {"strategy": "fine_tuning"},
-}
+METHODS = bench_methods(fine_tuning=True, mark_defaults=True)
 
 
 def cb_seen_ids():
     from ipt_ray.backbone import load_backbone
     from ipt_ray.batches import encode, seen_token_ids
     from ipt_ray.config import BackboneConfig, TaskConfig
-    from ipt_ray.train import load_splits
+    from ipt_ray.data import load_splits
 
     spec, splits = load_splits(TaskConfig(name="cb"))
     tok = load_backbone(BackboneConfig(name="minilm-l6")).tokenizer

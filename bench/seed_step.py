@@ -27,15 +27,11 @@ from ipt_ray.config import BackboneConfig, MethodConfig
 from ipt_ray.model import SeedGroup, build_adapter, build_context
 from ipt_ray.batches import PromptedBatch
 from ipt_ray.train import seed_optimizer, train_step
+from bench._methods import bench_methods
 from bench._results import write_results
 from bench.step_time import ADAMW_DEFAULT_DECAY, make_batch, round_robin
 
-METHODS: dict[str, dict] = {
-    "Prompt Tuning": {"strategy": "prompt_tuning"},
-    "Random IPT (compact)": {"strategy": "random_ipt", "table_layout": "compact"},
-    "Encoder IPT (cnn)": {"strategy": "encoder_ipt", "encoder": "cnn"},
-    "Prefix + Random IPT (compact)": {"strategy": "random_ipt", "injection": "prefix", "table_layout": "compact"},
-}
+METHODS: dict[str, dict] = bench_methods(defaults_only=True)
 TARGET = 2.0
 
 # facebook/roberta-large's config.json, for --random-init where the hub cannot be reached

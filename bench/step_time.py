@@ -25,26 +25,14 @@ from ipt_ray.config import BackboneConfig, MethodConfig
 from ipt_ray.model import SeedGroup, build_adapter, build_context, count_trainable
 from ipt_ray.batches import PromptedBatch
 from ipt_ray.train import seed_optimizer
+from bench._methods import bench_methods
 from bench._results import write_results
 
 ADAMW_DEFAULT_DECAY = 0.01  # torch's AdamW default, which the figures on file were measured with
 
 K, PREFIX_HIDDEN = 16, 128
 
-METHODS: dict[str, dict] = {
-    "Prompt Tuning": {"strategy": "prompt_tuning"},
-    "Random IPT (full)": {"strategy": "random_ipt", "table_layout": "full"},
-    "Random IPT (compact)": {"strategy": "random_ipt", "table_layout": "compact"},
-    "Random IPT (lowrank)": {"strategy": "random_ipt", "table_layout": "lowrank"},
-    "Pretrained IPT (compact)": {"strategy": "pretrained_ipt", "table_layout": "compact"},
-    "Encoder IPT (cnn)": {"strategy": "encoder_ipt", "encoder": "cnn"},
-    "Encoder IPT (rnn)": {"strategy": "encoder_ipt", "encoder": "rnn"},
-    "Encoder IPT (mlp)": {"strategy": "encoder_ipt", "encoder": "mlp"},
-    "Structured PT (mlp)": {"strategy": "structured", "hypernetwork": "mlp"},
-    "Prefix Tuning": {"strategy": "prompt_tuning", "injection": "prefix"},
-    "Prefix + Random IPT (compact)": {"strategy": "random_ipt", "injection": "prefix", "table_layout": "compact"},
-    "Prefix + Encoder IPT (cnn)": {"strategy": "encoder_ipt", "injection": "prefix", "encoder": "cnn"},
-}
+METHODS: dict[str, dict] = bench_methods()
 TARGETS = {"Random IPT": ("Prompt Tuning", 1.05), "Pretrained IPT": ("Prompt Tuning", 1.05),
            "Encoder IPT": ("Prompt Tuning", 1.15), "Prefix + ": ("Prefix Tuning", 1.10)}
 

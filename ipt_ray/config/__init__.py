@@ -1,29 +1,47 @@
-"""Typed experiment configuration (pydantic sections), loaded from YAML with --set overrides."""
+"""Typed experiment configuration (pydantic sections), loaded from YAML with ``--set`` overrides.
 
-from ipt_ray.config.sections import (  # noqa: F401
-    TaskName,
-    Strategy,
-    STRATEGIES,
-    TRIAL_SLOT,
-    ConfigError,
-    TaskConfig,
+``strategies`` is the strategy registry every stage reads; ``method`` the section built from it.
+"""
+
+from ipt_ray.config.base import TRIAL_SLOT, ConfigError, StrictSection, TaskName, section_fields, set_dotted
+from ipt_ray.config.loading import (
+    ConfigLike,
+    absolute_paths,
+    as_config,
+    load_config,
+    parse_overrides,
+    parse_value,
+    path_fields,
+    validate_config,
+)
+from ipt_ray.config.method import MethodConfig, method_defaults, method_fields
+from ipt_ray.config.plugins import load_plugin, load_plugins
+from ipt_ray.config.pretraining import PRETRAIN_SPLITS, PretrainConfig, PretrainSource
+from ipt_ray.config.sections import (
     BackboneConfig,
-    MethodConfig,
-    TrainConfig,
+    ClusterConfig,
+    ExperimentConfig,
     ParamSpace,
     SweepConfig,
+    TaskConfig,
     TrackingConfig,
-    ClusterConfig,
-    PRETRAIN_SPLITS,
-    PretrainSource,
-    PretrainConfig,
-    ExperimentConfig,
-    set_dotted,
-    validate_config,
-    parse_value,
-    load_config,
-    ConfigLike,
-    as_config,
+    TrainConfig,
+)
+from ipt_ray.config.strategies import (
+    FileOption,
+    StrategyOptions,
+    StrategySpec,
+    register_strategy,
+    strategy_names,
+    strategy_spec,
+    strategy_specs,
 )
 
-__all__ = ['TaskName', 'Strategy', 'STRATEGIES', 'TRIAL_SLOT', 'ConfigError', 'TaskConfig', 'BackboneConfig', 'MethodConfig', 'TrainConfig', 'ParamSpace', 'SweepConfig', 'TrackingConfig', 'ClusterConfig', 'PRETRAIN_SPLITS', 'PretrainSource', 'PretrainConfig', 'ExperimentConfig', 'set_dotted', 'validate_config', 'parse_value', 'load_config', 'ConfigLike', 'as_config']
+__all__ = [
+    "TRIAL_SLOT", "ConfigError", "StrictSection", "TaskName", "section_fields", "set_dotted", "ConfigLike",
+    "absolute_paths", "as_config", "load_config", "parse_overrides", "parse_value", "path_fields", "validate_config",
+    "MethodConfig", "method_defaults", "method_fields", "load_plugin", "load_plugins", "PRETRAIN_SPLITS",
+    "PretrainConfig", "PretrainSource", "BackboneConfig", "ClusterConfig", "ExperimentConfig", "ParamSpace",
+    "SweepConfig", "TaskConfig", "TrackingConfig", "TrainConfig", "FileOption", "StrategyOptions", "StrategySpec",
+    "register_strategy", "strategy_names", "strategy_spec", "strategy_specs",
+]

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from ipt_ray.backbone import Backbone
-from ipt_ray.batches import Collator
-from ipt_ray.batches import PromptedBatch
+from ipt_ray.batches import Collator, PromptedBatch
+from ipt_ray.config import PretrainSource
+from ipt_ray.data import get_task, load_manifest, load_source, load_task
 
 __all__ = ["encode_texts", "prompt_vectors", "sentence_representations", "nearest_tokens", "projection_plot", "Projection",
            "load_projection_data", "format_nearest"]
@@ -137,7 +138,7 @@ class Projection:
 
 
 def _pca2(x: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # heavy: scikit-learn only for the projection
 
     n = min(2, x.shape[0], x.shape[1])
     pca = PCA(n_components=n, random_state=0)
@@ -148,7 +149,7 @@ def _pca2(x: np.ndarray) -> tuple[np.ndarray, list[float]]:
 
 
 def _silhouette(x: np.ndarray, labels: Sequence[str]) -> float:
-    from sklearn.metrics import silhouette_score
+    from sklearn.metrics import silhouette_score  # heavy: scikit-learn only for the projection
 
     distinct = len(set(labels))
     if distinct < 2 or distinct >= len(labels):
@@ -164,7 +165,7 @@ def projection_plot(adapter: Any, backbone: Backbone, texts: Sequence[TextInput]
     prompt). Prompt representation: mean of the instance's unmasked prompt vectors. Each panel has its
     own PCA (the two live in different spaces); points are coloured by ``labels``. Writes a PNG.
     """
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # heavy: matplotlib only for the plot
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -232,16 +233,11 @@ def load_projection_data(spec: str, max_rows: int | None = 300, data_dir: str | 
             texts.append((row["text"], row["text_b"]) if row.get("text_b") else row["text"])
             labels.append(str(row.get("label_name", row.get("label"))))
     elif spec == "knowledge_cat":
-        from ipt_ray.config import PretrainSource
-        from ipt_ray.pretrain import load_manifest, load_source
-
         manifest = load_manifest()
         raw_texts, raw_labels = load_source(PretrainSource(kind="knowledge_cat", data_dir=data_dir))
         names = manifest.label_map("knowledge_cat")
         texts, labels = list(raw_texts), [names[v] for v in raw_labels]
     else:
-        from ipt_ray.data.tasks import get_task, load_task
-
         task = get_task(spec)
         ds = load_task(task, data_dir=data_dir, splits=(split,))[split]
         columns = [ds[f] for f in task.text_fields]

@@ -3,6 +3,8 @@
 from ipt_ray.model.adapter import (  # noqa: F401
     ADAPTER_FORMAT,
     ADAPTER_FILE,
+    ADAPTER_CONFIG_FILE,
+    CONTEXT_PREFIX,
     Adapter,
     SeedGroup,
     concat_batches,
@@ -15,4 +17,6 @@ from ipt_ray.model.adapter import (  # noqa: F401
     load_adapter,
 )
 
-__all__ = ['ADAPTER_FORMAT', 'ADAPTER_FILE', 'Adapter', 'SeedGroup', 'concat_batches', 'label_word_ids', 'build_context', 'build_adapter', 'count_trainable', 'parameter_report', 'save_adapter', 'load_adapter']
+__all__ = ['ADAPTER_FORMAT', 'ADAPTER_FILE', 'ADAPTER_CONFIG_FILE', 'CONTEXT_PREFIX', 'Adapter', 'SeedGroup', 'concat_batches',
+           'label_word_ids', 'build_context', 'build_adapter', 'count_trainable', 'parameter_report', 'save_adapter',
+           'load_adapter']

@@ -6,7 +6,7 @@ the trainable state: that is what checkpoints and saved adapters hold.
 
 from __future__ import annotations
 
-import json
+import copy
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,13 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ipt_ray import prompts as _prompts  # noqa: F401  (registers the built-in pieces)
-from ipt_ray.backbone import Backbone, check_identity, load_backbone
+from ipt_ray.backbone import ADAPTER, Backbone, check_identity, load_artefact, load_backbone, save_artefact
 from ipt_ray.config import ExperimentConfig, MethodConfig, as_config
 from ipt_ray.batches import PromptedBatch
+from ipt_ray.data import get_task
 from ipt_ray.prompts.base import HEADS, INJECTIONS, SOURCES, BuildContext, lookup
 
-ADAPTER_FORMAT = "ipt-ray/adapter/v1"
-ADAPTER_FILE = "adapter.pt"
+ADAPTER_FORMAT = ADAPTER.format
+ADAPTER_FILE = ADAPTER.weights  # adapter_model.safetensors
+ADAPTER_CONFIG_FILE = ADAPTER.config  # adapter_config.json
+CONTEXT_PREFIX = "context."  # build-context tensors in the safetensors file (no state_dict key starts so)
 
 
 class Adapter(nn.Module):
@@ -140,8 +143,6 @@ def build_adapter(ctx: BuildContext, backbone: Backbone, seed: int) -> Adapter:
     ctx.extras["seed"] = seed
     torch.manual_seed(seed)
     if method.strategy == "fine_tuning":
-        import copy
-
         encoder = copy.deepcopy(backbone.encoder).requires_grad_(True)
         head = lookup(HEADS, "head", method.head).build(ctx)
         return Adapter(None, lookup(INJECTIONS, "injection", "none").build(ctx), head, encoder=encoder)
@@ -172,46 +173,46 @@ def save_adapter(
     label_names: Sequence[str],
     metrics: dict[str, float] | None = None,
 ) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / ADAPTER_FILE
-    blob = {
-        "format": ADAPTER_FORMAT,
-        "config": config.model_dump(mode="json"),
-        "seed": seed,
-        "backbone": {k: v for k, v in backbone.identity().items()},
-        "context": ctx.persistable(),
-        "label_names": list(label_names),
-        "state": {k: v.detach().cpu() for k, v in adapter.state_dict().items()},
-        "metrics": metrics or {},
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)  # never leave a half-written adapter behind
-    (directory / "adapter.json").write_text(
-        json.dumps({k: blob[k] for k in ("format", "config", "seed", "backbone", "label_names", "metrics")}, indent=2)
-    )
-    return path
+    """Write ``adapter_model.safetensors`` (trainable state + data-derived tensors) and ``adapter_config.json``.
+
+    The state keeps its ``state_dict`` names; the build context's tensors (e.g. ``seen_token_ids``) are
+    stored as ``context.<name>``. Returns the weights file.
+    """
+    tensors = dict(adapter.state_dict())
+    context = {}
+    for name, value in ctx.persistable().items():
+        if isinstance(value, torch.Tensor):
+            tensors[CONTEXT_PREFIX + name] = value
+        else:
+            context[name] = value
+    body = {"config": config.model_dump(mode="json"), "seed": seed, "context": context,
+            "label_names": list(label_names), "metrics": metrics or {}}
+    folder = save_artefact(directory, ADAPTER, tensors, body, backbone.identity())
+    return folder / ADAPTER_FILE
 
 
 def load_adapter(directory: str | Path, backbone: Backbone | None = None) -> tuple[ExperimentConfig, Adapter, Backbone, list[str]]:
-    """Rebuild a saved adapter onto its backbone (loaded from the saved config when not given)."""
-    path = Path(directory)
-    path = path / ADAPTER_FILE if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"no adapter at {path}")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(blob, dict) or blob.get("format") != ADAPTER_FORMAT:
-        raise ValueError(f"{path}: not an ipt-ray adapter (format {ADAPTER_FORMAT})")
-    config = as_config(blob["config"])
+    """Rebuild a saved adapter onto its backbone (loaded from the saved config when not given).
+
+    ``directory`` is the adapter's folder or its ``adapter_model.safetensors``; anything that is not
+    safetensors + JSON (a legacy ``adapter.pt``, any pickle) is refused unread.
+    """
+    saved = load_artefact(directory, ADAPTER)
+    meta = saved.config
+    config = as_config(meta["config"])
     if backbone is None:
         backbone = load_backbone(config.backbone, with_mlm_head=config.method.head == "verbalizer")
-    check_identity(blob["backbone"], backbone, f"adapter {path}")
-    from ipt_ray.data.tasks import get_task
-
+    check_identity(saved.identity, backbone, f"adapter {saved.directory / ADAPTER_FILE}")
+    context = dict(meta.get("context") or {})
+    state = {}
+    for name, value in saved.tensors.items():
+        if name.startswith(CONTEXT_PREFIX):
+            context[name[len(CONTEXT_PREFIX):]] = value
+        else:
+            state[name] = value
     spec = get_task(config.task.name)
     ctx = build_context(config.method, backbone, spec.num_labels, spec.label_words,
-                        blob["context"].get("seen_token_ids"), blob["seed"])
-    adapter = build_adapter(ctx, backbone, blob["seed"])
-    adapter.load_state_dict(blob["state"])
-    return config, adapter.eval(), backbone, blob["label_names"]
+                        context.get("seen_token_ids"), meta["seed"])
+    adapter = build_adapter(ctx, backbone, meta["seed"])
+    adapter.load_state_dict(state)
+    return config, adapter.eval(), backbone, list(meta["label_names"])

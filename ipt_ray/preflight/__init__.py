@@ -2,7 +2,6 @@
 
 from ipt_ray.preflight.checks import (  # noqa: F401
     MAX_COMBINATIONS,
-    TABLE_STRATEGIES,
     TOKENIZER_FILES,
     WEIGHT_FILES,
     preflight,
@@ -12,4 +11,4 @@ from ipt_ray.preflight.checks import (  # noqa: F401
     identity_of,
 )
 
-__all__ = ['MAX_COMBINATIONS', 'TABLE_STRATEGIES', 'TOKENIZER_FILES', 'WEIGHT_FILES', 'preflight', 'sweep_variants', 'check_task', 'check_backbone', 'identity_of']
+__all__ = ['MAX_COMBINATIONS', 'TOKENIZER_FILES', 'WEIGHT_FILES', 'preflight', 'sweep_variants', 'check_task', 'check_backbone', 'identity_of']

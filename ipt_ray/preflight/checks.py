@@ -33,15 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from ipt_ray.backbone import ALIASES, BackboneError, is_offline, check_identity, resolve_name, tokenizer_hash
-from ipt_ray.config import BackboneConfig, ConfigError, ExperimentConfig, ParamSpace, TaskConfig
-from ipt_ray.data.tasks import DataError, get_task
+from ipt_ray.backbone import PROMPT_TABLE, ArtefactError, inspect_artefact, soft_prompt_name, tensor_shapes
+from ipt_ray.config import BackboneConfig, ConfigError, ExperimentConfig, MethodConfig, ParamSpace, TaskConfig
+from ipt_ray.data import DataError, get_task, load_splits
+from ipt_ray.model import label_word_ids
 
 __all__ = ["preflight", "sweep_variants", "identity_of", "MAX_COMBINATIONS"]
 
 #: Above this many search-space combinations only single values are checked (each against the base).
 MAX_COMBINATIONS = 256
 
-TABLE_STRATEGIES = ("random_ipt", "pretrained_ipt", "encoder_ipt")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model",
                    "tokenizer.model")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
@@ -67,7 +68,7 @@ def preflight(cfg: ExperimentConfig, *, sweep: bool = True) -> None:
         info = backbones[key]
         m = variant.method
         what = json.dumps([key, variant.task.name, variant.task.max_length, m.strategy, m.injection, m.head,
-                           m.prompt_length, m.table_init, m.pretrained_prompt])
+                           m.prompt_length, strategy_files(m)])
         if what not in checked:  # a checkpoint is read once, however many configs share it
             checked.add(what)
             _in_context(label, _check_method, variant, info)
@@ -156,12 +157,9 @@ def _check_absolute_paths(cfg: ExperimentConfig) -> None:
     if name not in ALIASES and not Path(name).expanduser().is_absolute() \
             and (name.startswith(".") or Path(name).exists()):
         raise ConfigError(f"backbone.name {name!r} {why}")
-    m = cfg.method
-    if m.strategy in TABLE_STRATEGIES and m.table_init not in (None, "random", "backbone") \
-            and not Path(m.table_init).expanduser().is_absolute():
-        raise ConfigError(f"method.table_init {m.table_init!r} {why}")
-    if m.strategy == "ppt" and m.pretrained_prompt and not Path(m.pretrained_prompt).expanduser().is_absolute():
-        raise ConfigError(f"method.pretrained_prompt {m.pretrained_prompt!r} {why}")
+    for name, value in strategy_files(cfg.method).items():
+        if not Path(value).expanduser().is_absolute():
+            raise ConfigError(f"method.{name} {value!r} {why}")
 
 
 # ---------------------------------------------------------------- data
@@ -169,8 +167,6 @@ def _check_absolute_paths(cfg: ExperimentConfig) -> None:
 
 def check_task(task: TaskConfig) -> None:
     """Parse the task's files (every record checked) exactly as training will, without tokenising."""
-    from ipt_ray.train import load_splits
-
     try:
         load_splits(task)
     except (DataError, ConfigError):
@@ -323,47 +319,38 @@ def _check_method(cfg: ExperimentConfig, info: _BackboneInfo) -> None:
             raise BackboneError(
                 f"method.head 'verbalizer' needs an MLM head, but backbone {cfg.backbone.name!r} is a "
                 f"{', '.join(archs)} checkpoint; use method.head: classifier, or an MLM checkpoint such as roberta-large")
-        from ipt_ray.model import label_word_ids
-
         tok = _tokenizer(info.source, info.revision, True, info.name)
         label_word_ids(tok, get_task(cfg.task.name).label_words)  # ValueError naming the words if they collide
-    if m.strategy in TABLE_STRATEGIES and m.table_init not in (None, "random", "backbone"):
-        _check_table(m.table_init, cfg, info)
-    if m.strategy == "ppt" and m.pretrained_prompt:
-        _check_pretrained_prompt(m.pretrained_prompt, cfg, info)
+    for name, value in strategy_files(m).items():
+        check = _FILE_CHECKS.get(m.spec.reads[name].kind, _check_exists)
+        check(value, cfg, info)
 
 
-def _torch_load(path: Path, what: str, weights_only: bool) -> Any:
-    import torch
+def strategy_files(method: MethodConfig) -> dict[str, str]:
+    """The files the method's strategy reads (its spec's ``reads``): field name -> path as given."""
+    return {name: getattr(method, name) for name, option in method.spec.reads.items()
+            if option.is_path(getattr(method, name, None))}
 
-    try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
-    except RuntimeError:
-        pass  # not a zip-format file: no mmap; try once more without it
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(f"{what} {str(path)!r} is not a readable torch file ({type(err).__name__}: {err})") from err
-    try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(f"{what} {str(path)!r} is not a readable torch file ({type(err).__name__}: {err})") from err
+
+def _check_exists(path: str, cfg: ExperimentConfig, info: _BackboneInfo) -> None:
+    if not Path(path).expanduser().is_file() and not Path(path).expanduser().is_dir():
+        raise ConfigError(f"{path!r}: no such file (read by strategy {cfg.method.strategy!r})")
 
 
 def _check_table(table_init: str, cfg: ExperimentConfig, info: _BackboneInfo) -> None:
-    from ipt_ray.prompts.instance import TABLE_FORMAT
-
     path = Path(table_init).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"method.table_init: no such prompt-table checkpoint {table_init!r} "
-                         "(allowed: 'random', 'backbone' or a file written by `ipt-ray pretrain`)")
-    blob = _torch_load(path, "method.table_init", weights_only=False)
-    if not isinstance(blob, dict) or blob.get("format") != TABLE_FORMAT or "backbone" not in blob:
-        raise ValueError(f"method.table_init {table_init!r}: not an ipt-ray prompt-table checkpoint "
-                         f"(format {TABLE_FORMAT}, written by `ipt-ray pretrain`)")
+                         "(allowed: 'random', 'backbone' or a folder written by `ipt-ray pretrain`)")
+    try:
+        saved = inspect_artefact(path, PROMPT_TABLE)  # its JSON and safetensors headers: no tensor read, no pickle
+    except (ArtefactError, FileNotFoundError) as err:
+        raise ArtefactError(f"method.table_init: {err}") from None
     if info.config is None:
         return  # an online hub backbone: the identity is checked when the table loads
     identity = info.identity()
-    check_identity(blob["backbone"], _IdentityOnly(identity), f"method.table_init: prompt table {path}")
-    shape = tuple(getattr(blob.get("table"), "shape", ()))
+    check_identity(saved.identity, _IdentityOnly(identity), f"method.table_init: prompt table {path}")
+    shape = saved.shapes["table"]
     if shape != (identity["vocab_size"], identity["hidden_size"]):
         raise ValueError(f"method.table_init {table_init!r}: table shape {shape} != "
                          f"({identity['vocab_size']}, {identity['hidden_size']}) of backbone {cfg.backbone.name!r}")
@@ -372,11 +359,10 @@ def _check_table(table_init: str, cfg: ExperimentConfig, info: _BackboneInfo) ->
 def _check_pretrained_prompt(pretrained: str, cfg: ExperimentConfig, info: _BackboneInfo) -> None:
     path = Path(pretrained).expanduser()
     if not path.is_file():
-        raise ValueError(f"method.pretrained_prompt: no such file {pretrained!r} (a saved [k, d] tensor)")
-    prompt = _torch_load(path, "method.pretrained_prompt", weights_only=True)
-    if isinstance(prompt, dict):
-        prompt = prompt.get("prompt")
-    shape = tuple(getattr(prompt, "shape", ()))
+        raise ValueError(f"method.pretrained_prompt: no such file {pretrained!r} (a safetensors file with a "
+                         "[k, d] tensor)")
+    shapes = tensor_shapes(path, "method.pretrained_prompt")  # the header only: a pickle is refused unread
+    shape = shapes[soft_prompt_name(shapes, "method.pretrained_prompt", path)]
     width = int(info.config.hidden_size) if info.config is not None else None
     if len(shape) != 2 or (width is not None and shape[1] != width):
         raise ValueError(f"method.pretrained_prompt {pretrained!r} has shape {shape}, expected [k, "
@@ -409,3 +395,6 @@ def _relabel(err: ValueError, message: str) -> ValueError:
     new.args = (message,)
     return new
 
+
+#: How each kind of file a strategy reads is checked (FileOption.kind); other kinds: the file exists.
+_FILE_CHECKS = {"prompt_table": _check_table, "soft_prompt": _check_pretrained_prompt}

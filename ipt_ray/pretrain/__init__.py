@@ -1,26 +1,24 @@
-"""Category pretraining: corpus -> TextCNN topic classifier -> prompt-table checkpoint (Pretrained / Encoder IPT)."""
+"""Category pretraining: corpus -> TextCNN topic classifier -> prompt-table checkpoint (Pretrained / Encoder IPT).
 
-from ipt_ray.pretrain.pipeline import (  # noqa: F401
-    PACKAGED_MANIFEST,
-    VENDORED_KNOWLEDGE_CAT,
-    WIKIPEDIA_CATEGORIES,
-    CATEGORY_DESCRIPTIONS,
-    PretrainError,
-    Manifest,
-    load_manifest,
-    Corpus,
-    load_source,
-    build_corpus,
-    heldout_split,
-    tokenize_corpus,
+The corpus itself (manifest, sources, :class:`~ipt_ray.data.Corpus`) is the data stage's:
+:mod:`ipt_ray.data.categories`.
+"""
+
+from ipt_ray.pretrain.checkpoint import save_prompt_table
+from ipt_ray.pretrain.classifier import (
     CategoryClassifier,
     confusion_matrix,
+    tokenize_corpus,
     train_classifier,
-    save_prompt_table,
-    PretrainResult,
-    run_pretrain,
-    sentence_embeddings,
-    suggest_label_mapping,
 )
+from ipt_ray.pretrain.labels import sentence_embeddings, suggest_label_mapping
+from ipt_ray.pretrain.pipeline import PreparedCorpus, PretrainResult, prepare_corpus, run_pretrain
+from ipt_ray.pretrain.tracker import PretrainTracker, confusion_csv, pretrain_params
 
-__all__ = ['PACKAGED_MANIFEST', 'VENDORED_KNOWLEDGE_CAT', 'WIKIPEDIA_CATEGORIES', 'CATEGORY_DESCRIPTIONS', 'PretrainError', 'Manifest', 'load_manifest', 'Corpus', 'load_source', 'build_corpus', 'heldout_split', 'tokenize_corpus', 'CategoryClassifier', 'confusion_matrix', 'train_classifier', 'save_prompt_table', 'PretrainResult', 'run_pretrain', 'sentence_embeddings', 'suggest_label_mapping']
+__all__ = [
+    "save_prompt_table",
+    "CategoryClassifier", "confusion_matrix", "tokenize_corpus", "train_classifier",
+    "sentence_embeddings", "suggest_label_mapping",
+    "PreparedCorpus", "PretrainResult", "prepare_corpus", "run_pretrain",
+    "PretrainTracker", "confusion_csv", "pretrain_params",
+]

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ipt_ray.batches import PromptedBatch
-from ipt_ray.config import MethodConfig
+from ipt_ray.config import MethodConfig, StrategySpec, register_strategy, strategy_spec
 
 
 @dataclass
@@ -102,9 +102,26 @@ def _registry(kind: str) -> tuple[dict[str, type], Callable[[str], Callable[[T],
     return table, register
 
 
-SOURCES, register_source = _registry("prompt source")
+SOURCES: dict[str, type] = {}
 INJECTIONS, register_injection = _registry("injection")
 HEADS, register_head = _registry("head")
+
+
+def register_source(strategy: StrategySpec | str) -> Callable[[T], T]:
+    """Bind a :class:`PromptSource` class to a strategy: ``@register_source(StrategySpec(...))`` registers
+    the strategy's self-description too (its fields, label, base method, files, flags); a name binds a
+    class to a strategy already described in :mod:`ipt_ray.config.strategies`."""
+    spec = register_strategy(strategy) if isinstance(strategy, StrategySpec) else strategy_spec(strategy)
+
+    def deco(cls: T) -> T:
+        if spec.name in SOURCES and SOURCES[spec.name] is not cls:
+            raise ValueError(f"prompt source {spec.name!r} registered twice")
+        SOURCES[spec.name] = cls
+        cls.registered_name = spec.name  # type: ignore[attr-defined]
+        cls.spec = spec  # type: ignore[attr-defined]
+        return cls
+
+    return deco
 
 
 def lookup(table: dict[str, type], kind: str, name: str) -> type:

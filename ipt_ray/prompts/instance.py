@@ -8,27 +8,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ipt_ray.backbone import PROMPT_TABLE, check_identity, load_artefact
 from ipt_ray.batches import PromptedBatch
 from ipt_ray.prompts.base import BuildContext, PromptSource, first_content_tokens, register_source
 from ipt_ray.prompts.task import _init_rows
 
-TABLE_FORMAT = "ipt-ray/prompt-table/v1"
+TABLE_FORMAT = PROMPT_TABLE.format
 
 
 def load_prompt_table(path: str | Path, ctx: BuildContext) -> torch.Tensor:
-    """A ``[V, d]`` table saved by ``ipt-ray pretrain``; refused if made for another tokenizer or width."""
-    from ipt_ray.backbone import check_identity
-
+    """A ``[V, d]`` table saved by ``ipt-ray pretrain`` (safetensors + JSON, no pickle); refused if made for
+    another tokenizer or width."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"method.table_init: no such prompt-table checkpoint {str(path)!r}")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(blob, dict) or blob.get("format") != TABLE_FORMAT:
-        raise ValueError(f"{path}: not an ipt-ray prompt-table checkpoint (format {TABLE_FORMAT})")
+    saved = load_artefact(path, PROMPT_TABLE)
     identity = ctx.extras.get("backbone")
     if identity is not None:
-        check_identity(blob["backbone"], identity, f"prompt table {path}")
-    table = blob["table"].float()
+        check_identity(saved.identity, identity, f"prompt table {path}")
+    table = saved.tensors["table"].float()
     if tuple(table.shape) != (ctx.vocab_size, ctx.hidden_size):
         raise ValueError(f"{path}: table shape {tuple(table.shape)} != ({ctx.vocab_size}, {ctx.hidden_size})")
     return table
@@ -94,8 +92,6 @@ class TokenTablePrompt(PromptSource):
     masked prompt positions.
     """
 
-    default_init = "random"
-
     def __init__(self, k: int, table: PromptTable):
         super().__init__()
         self.length = k
@@ -104,7 +100,7 @@ class TokenTablePrompt(PromptSource):
     @classmethod
     def build(cls, ctx: BuildContext) -> TokenTablePrompt:
         m = ctx.method
-        init = initial_table(ctx, m.table_init or cls.default_init)
+        init = initial_table(ctx, m.table_init or cls.spec.default_table_init)
         return cls(m.prompt_length, PromptTable(m.table_layout, init, ctx.seen_token_ids, m.table_rank))
 
     def forward(self, batch: PromptedBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,8 +114,6 @@ class PretrainedTokenTablePrompt(TokenTablePrompt):
 
     ``method.table_init`` names the checkpoint; without one it starts from the backbone's word embeddings.
     """
-
-    default_init = "backbone"
 
 
 class _TextCNN(nn.Module):
@@ -172,6 +166,8 @@ class _PooledMLP(nn.Module):
         return self.net((rows * m).sum(1) / m.sum(1).clamp(min=1.0))
 
 
+TextCNN = _TextCNN  # the public name (category pretraining trains one)
+
 ENCODERS: dict[str, type[nn.Module]] = {"cnn": _TextCNN, "rnn": _LSTM, "mlp": _PooledMLP}
 
 
@@ -198,7 +194,7 @@ class EncoderPrompt(PromptSource):
     @classmethod
     def build(cls, ctx: BuildContext) -> EncoderPrompt:
         m = ctx.method
-        table = initial_table(ctx, m.table_init or "backbone")
+        table = initial_table(ctx, m.table_init or cls.spec.default_table_init)
         init = _init_rows(ctx, m.prompt_length, m.prompt_init)
         return cls(m.prompt_length, table, m.encoder, m.encoder_hidden, m.seq_util_rate, init)
 

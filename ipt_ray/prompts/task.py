@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ipt_ray.backbone import read_tensors, soft_prompt_name
 from ipt_ray.batches import PromptedBatch
 from ipt_ray.prompts.base import BuildContext, PromptSource, register_source
 
@@ -44,16 +45,15 @@ class SoftPrompt(PromptSource):
 
 @register_source("ppt")
 class PretrainedSoftPrompt(SoftPrompt):
-    """PPT: a soft prompt initialised from a prompt pretrained on other data (a ``[k, d]`` tensor file)."""
+    """PPT: a soft prompt initialised from a prompt pretrained on other data (a ``[k, d]`` safetensors file)."""
 
     @classmethod
     def build(cls, ctx: BuildContext) -> PretrainedSoftPrompt:
         path = Path(ctx.method.pretrained_prompt or "")
         if not path.is_file():
             raise ValueError(f"method.pretrained_prompt: no such file {str(path)!r}")
-        prompt = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(prompt, dict):
-            prompt = prompt["prompt"]
+        tensors = read_tensors(path, "method.pretrained_prompt")  # safetensors only: a pickle is refused unread
+        prompt = tensors[soft_prompt_name(tensors, "method.pretrained_prompt", path)]
         if prompt.dim() != 2 or prompt.shape[1] != ctx.hidden_size:
             raise ValueError(
                 f"method.pretrained_prompt {str(path)!r} has shape {tuple(prompt.shape)}, "

@@ -1,31 +1,20 @@
-"""Tests for ipt_ray.tasks: loaders on the real benchmark files, hub mapping,
-bad-data errors, few-shot protocol helpers and metrics."""
+"""Task specs and loading: the registry, the real benchmark files, the vendored copies, the hub
+mapping (``datasets.load_dataset`` monkeypatched; no network) and the local folder layout."""
 
 from __future__ import annotations
 
 import collections
-import gzip
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pytest
 
-from ipt_ray.data import tasks as T
-from ipt_ray.data.tasks import DataError
-
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} not present")
-VENDORED = Path(T.__file__).resolve().parent
-
-
-def label_counts(ds: datasets.Dataset) -> dict[str, int]:
-    names = ds.features["label"].names
-    return dict(collections.Counter(names[i] for i in ds["label"]))
+import ipt_ray.data as T
+from ipt_ray.data import DataError
+from data_helpers import CB_ROWS, SHARED, VENDORED, cb_dir, jsonl_text, label_counts, needs_shared
 
 
 # --------------------------------------------------------------------------- #
@@ -155,25 +144,6 @@ def test_imdb_test_split() -> None:
     assert len(ds) == 25000
     assert label_counts(ds) == {"neg": 12500, "pos": 12500}
     assert not any("<br />" in t for t in ds["text"])
-
-
-@needs_shared
-def test_pretraining_corpora() -> None:
-    news = T.load_20newsgroups(SHARED, "test")
-    assert len(news) == 7532
-    assert set(news["label_name"]) == set(T.NEWSGROUPS_LABELS)
-    assert all(T.NEWSGROUPS_LABELS[i] == n for i, n in zip(news["label"], news["label_name"]))
-    raw = T.load_20newsgroups(SHARED / "20newsgroups", "test", strip_headers=False)
-    assert raw["label"] == news["label"]
-    assert all(t.startswith(("From:", "Subject:")) for t in raw["text"][:100])
-    # Headers (From:/Subject:) end at the first blank line; only the body is kept.
-    assert [r.partition("\n\n")[2] for r in raw["text"][:100]] == news["text"][:100]
-
-    kc = T.load_knowledge_cat(SHARED / "knowledge_cat" / "dev.jsonl")
-    assert len(kc) == 2000 and kc.column_names == ["text", "label", "label_name"]
-    assert set(kc["label"]) == set(range(13))
-    assert kc.features == news.features  # the two corpora concatenate
-    assert len(datasets.concatenate_datasets([kc, news])) == 9532
 
 
 # --------------------------------------------------------------------------- #
@@ -358,285 +328,20 @@ def test_hub_multirc_groups(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --------------------------------------------------------------------------- #
-# Bad data
+# Local folder layout
 # --------------------------------------------------------------------------- #
-
-CB_ROWS = [
-    {"premise": f"p{i}", "hypothesis": f"h{i}", "label": ["entailment", "contradiction", "neutral"][i % 3],
-     "idx": i}
-    for i in range(10)
-]
-
-
-def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(r) + "\n" for r in rows)
-
-
-def _cb_dir(tmp_path: Path, train_text: str | bytes, name: str = "train.jsonl") -> Path:
-    d = tmp_path / "CB"
-    d.mkdir()
-    (d / "val.jsonl").write_text(_jsonl(CB_ROWS))
-    data = train_text.encode() if isinstance(train_text, str) else train_text
-    (d / name).write_bytes(data)
-    return d
 
 
 def test_local_tmp_cb_ok(tmp_path: Path) -> None:
-    d = _cb_dir(tmp_path, _jsonl(CB_ROWS))
+    d = cb_dir(tmp_path, jsonl_text(CB_ROWS))
     dd = T.load_task("cb", tmp_path)  # finds tmp_path/CB
     assert dd["train"]["hypothesis"] == [f"h{i}" for i in range(10)]
-
-
-def _raises(fn, *parts: str) -> DataError:
-    with pytest.raises(DataError) as exc:
-        fn()
-    for p in parts:
-        assert p in str(exc.value), f"{p!r} not in {str(exc.value)!r}"
-    return exc.value
-
-
-def test_missing_field(tmp_path: Path) -> None:
-    rows = [dict(r) for r in CB_ROWS]
-    del rows[2]["hypothesis"]
-    d = _cb_dir(tmp_path, _jsonl(rows))
-    err = _raises(lambda: T.load_task("cb", d), "CB/train.jsonl line 3: field 'hypothesis' missing")
-    assert (err.file, err.line, err.field) == ("CB/train.jsonl", 3, "hypothesis")
-
-
-def test_unknown_label(tmp_path: Path) -> None:
-    rows = [dict(r) for r in CB_ROWS]
-    rows[6]["label"] = "maybe"
-    d = _cb_dir(tmp_path, _jsonl(rows))
-    err = _raises(
-        lambda: T.load_task("cb", d),
-        "CB/train.jsonl line 7: unknown label 'maybe' (allowed: entailment, contradiction, neutral)",
-    )
-    assert err.field == "label"
-
-
-def test_wrong_type_field(tmp_path: Path) -> None:
-    rows = [dict(r) for r in CB_ROWS]
-    rows[1]["premise"] = None
-    d = _cb_dir(tmp_path, _jsonl(rows))
-    _raises(lambda: T.load_task("cb", d), "line 2", "field 'premise' must be str")
-
-
-@pytest.mark.parametrize("content", ["", "\n  \n"])
-def test_empty_file(tmp_path: Path, content: str) -> None:
-    d = _cb_dir(tmp_path, content)
-    _raises(lambda: T.load_task("cb", d), "CB/train.jsonl line 1", "empty")
-
-
-def test_truncated_json_line(tmp_path: Path) -> None:
-    text = _jsonl(CB_ROWS[:5])
-    d = _cb_dir(tmp_path, text[: len(text) - 20])  # cut inside line 5
-    err = _raises(lambda: T.load_task("cb", d), "CB/train.jsonl line 5: bad JSON")
-    assert err.line == 5
-
-
-def test_truncated_gzip(tmp_path: Path) -> None:
-    rows = [dict(r, premise=f"premise {i} " + "x" * (i % 97), idx=i) for i, r in
-            enumerate(CB_ROWS * 300)]
-    blob = gzip.compress(_jsonl(rows).encode())
-    d = _cb_dir(tmp_path, blob[: len(blob) // 2], name="train.jsonl.gz")
-    err = _raises(lambda: T.load_task("cb", d), "CB/train.jsonl.gz line ", "gzip")
-    assert err.line is not None and 1 < err.line < len(rows)
-
-
-def test_not_gzip(tmp_path: Path) -> None:
-    d = _cb_dir(tmp_path, _jsonl(CB_ROWS), name="train.jsonl.gz")
-    _raises(lambda: T.load_task("cb", d), "CB/train.jsonl.gz line 1", "gzip")
-
-
-def test_boolq_label_must_be_boolean(tmp_path: Path) -> None:
-    d = tmp_path / "BoolQ"
-    d.mkdir()
-    good = {"question": "q", "passage": "p", "idx": 0, "label": True}
-    (d / "fewglue_train32.jsonl").write_text(_jsonl([good, dict(good, idx=1, label=1)]))
-    err = _raises(lambda: T.load_split("boolq", d, "train"),
-                  "BoolQ/fewglue_train32.jsonl line 2: unknown label 1 (allowed: false, true)")
-    assert err.field == "label"
-
-
-def test_multirc_nested_field(tmp_path: Path) -> None:
-    d = tmp_path / "MultiRC"
-    d.mkdir()
-    rec = {"idx": 0, "passage": {"text": "P", "questions": [
-        {"question": "q0", "idx": 0, "answers": [{"text": "a", "idx": 0, "label": 1}]},
-        {"question": "q1", "idx": 1, "answers": [{"text": "b", "idx": 1}]},
-    ]}}
-    (d / "val.jsonl").write_text(_jsonl([rec]))
-    err = _raises(lambda: T.load_split("multirc", d, "validation"),
-                  "MultiRC/val.jsonl line 1: field 'passage.questions[1].answers[0].label' missing")
-    assert err.field == "passage.questions[1].answers[0].label"
-
-
-def _sst2_dir(tmp_path: Path, train: str) -> Path:
-    d = tmp_path / "SST-2"
-    d.mkdir()
-    (d / "train.tsv").write_text(train)
-    return d
-
-
-def test_sst2_with_and_without_header(tmp_path: Path) -> None:
-    d = _sst2_dir(tmp_path, 'sentence\tlabel\na "quoted" gem \t1\ndull\t0\n')
-    ds = T.load_split("sst2", d, "train")
-    assert ds["sentence"] == ['a "quoted" gem ', "dull"] and ds["label"] == [1, 0]
-    (d / "train.tsv").write_text("a gem\t1\ndull\t0\n")
-    assert T.load_split("sst2", d, "train")["label"] == [1, 0]
-
-
-def test_sst2_bad_rows(tmp_path: Path) -> None:
-    d = _sst2_dir(tmp_path, "sentence\tlabel\nok\t1\nbad\t2\n")
-    _raises(lambda: T.load_split("sst2", d, "train"), "SST-2/train.tsv line 3: unknown label '2' (allowed: 0, 1)")
-    (d / "train.tsv").write_text("sentence\tlabel\nok\t1\nno label here\n")
-    err = _raises(lambda: T.load_split("sst2", d, "train"), "SST-2/train.tsv line 3: field 'label' missing")
-    assert err.field == "label"
-    (d / "train.tsv").write_text("sentence\tlabel\n")
-    _raises(lambda: T.load_split("sst2", d, "train"), "SST-2/train.tsv", "empty")
-
-
-def test_ag_news_csv(tmp_path: Path) -> None:
-    d = tmp_path / "ag_news"
-    d.mkdir()
-    (d / "test.csv").write_text('Class Index,Title,Description\n"3","T, one","D ""quoted"""\n"1","T2","D2"\n')
-    ds = T.load_split("ag_news", d, "validation")
-    assert ds["title"] == ["T, one", "T2"] and ds["description"] == ['D "quoted"', "D2"]
-    assert ds["label"] == [2, 0]
-    (d / "test.csv").write_text('"3","T","D"\n"2","only title"\n')
-    err = _raises(lambda: T.load_split("ag_news", d, "validation"),
-                  "ag_news/test.csv line 2: field 'description' missing")
-    assert err.field == "description"
-    (d / "test.csv").write_text('"3","T","D"\n"5","T","D"\n')
-    _raises(lambda: T.load_split("ag_news", d, "validation"),
-            "ag_news/test.csv line 2: unknown label '5' (allowed: 1, 2, 3, 4)")
-
-
-def _tar(path: Path, files: dict[str, str]) -> None:
-    with tarfile.open(path, "w:gz") as tf:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-
-
-def test_imdb_archive_and_folder(tmp_path: Path) -> None:
-    files = {"aclImdb/test/neg/3_1.txt": "Bad.<br />Really", "aclImdb/test/pos/2_9.txt": "Good",
-             "aclImdb/test/neg/1_2.txt": "Meh", "aclImdb/test/urls_neg.txt": "ignored"}
-    _tar(tmp_path / "aclImdb_test.tar.gz", files)
-    ds = T.load_split("imdb", tmp_path, "validation")
-    assert ds.to_dict() == {"text": ["Meh", "Bad. Really", "Good"], "label": [0, 0, 1], "idx": [0, 1, 2]}
-    folder = tmp_path / "x"
-    for name, text in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    assert T.load_split("imdb", folder, "validation").to_dict() == ds.to_dict()
-
-    _tar(tmp_path / "aclImdb_test.tar.gz", {"aclImdb/test/pos/7_2.txt": "?"})
-    err = _raises(lambda: T.load_split("imdb", tmp_path, "validation"),
-                  "aclImdb_test.tar.gz member aclImdb/test/pos/7_2.txt", "rating 2")
-    assert err.field == "rating"
-
-
-def test_knowledge_cat_bad_label(tmp_path: Path) -> None:
-    p = tmp_path / "dev.jsonl"
-    p.write_text(_jsonl([{"text": "a", "idx": 0, "label": 3}, {"text": "b", "idx": 1, "label": 13}]))
-    _raises(lambda: T.load_knowledge_cat(p), "line 2: unknown label 13")
 
 
 def test_missing_split_file_names_candidates(tmp_path: Path) -> None:
     d = tmp_path / "CB"
     d.mkdir()
-    (d / "train.jsonl").write_text(_jsonl(CB_ROWS))
+    (d / "train.jsonl").write_text(jsonl_text(CB_ROWS))
     with pytest.raises(FileNotFoundError) as exc:
         T.load_task("cb", d)
     assert "val.jsonl, val.jsonl.gz" in str(exc.value) and str(d) in str(exc.value)
-
-
-# --------------------------------------------------------------------------- #
-# Protocol helpers
-# --------------------------------------------------------------------------- #
-
-
-@pytest.fixture(scope="module")
-def rte() -> datasets.DatasetDict:
-    return T.load_task("rte")
-
-
-def test_few_shot_split(rte: datasets.DatasetDict) -> None:
-    fs = T.few_shot_split(rte, k=16, seed=13)
-    assert set(fs) == {"train", "dev", "test"}
-    for part in ("train", "dev"):
-        assert len(fs[part]) == 32
-        assert label_counts(fs[part]) == {"entailment": 16, "not_entailment": 16}
-    assert not set(fs["train"]["idx"]) & set(fs["dev"]["idx"])
-    assert fs["test"]["idx"] == rte["validation"]["idx"]
-    again = T.few_shot_split(rte, k=16, seed=13)
-    assert again["train"]["idx"] == fs["train"]["idx"] and again["dev"]["idx"] == fs["dev"]["idx"]
-    other = T.few_shot_split(rte, k=16, seed=42)
-    assert set(other["train"]["idx"]) != set(fs["train"]["idx"])
-
-
-def test_few_shot_split_too_few_examples() -> None:
-    cb = T.load_task("cb")
-    assert label_counts(T.few_shot_split(cb, k=8, seed=1)["train"]) == {
-        "entailment": 8, "contradiction": 8, "neutral": 8}
-    with pytest.raises(ValueError, match=r"class 'neutral' \(2\) has 16 train examples; k=16 needs 32"):
-        T.few_shot_split(cb, k=16, seed=1)
-
-
-def test_cv_folds_disjoint_covering_stratified() -> None:
-    train = T.load_task("cb")["train"]
-    folds = T.cv_folds(train, n_folds=4, seed=0)
-    assert len(folds) == 4
-    all_idx = set(train["idx"])
-    devs = [set(dev["idx"]) for _, dev in folds]
-    for (tr, dev), dset in zip(folds, devs):
-        assert not set(tr["idx"]) & dset and set(tr["idx"]) | dset == all_idx
-    assert set().union(*devs) == all_idx and sum(map(len, devs)) == len(train)
-    sizes = [len(d) for d in devs]
-    assert max(sizes) - min(sizes) <= 1
-    total = collections.Counter(train["label"])
-    for _, dev in folds:
-        for c, n in collections.Counter(dev["label"]).items():
-            assert abs(n - total[c] / 4) <= 1
-    assert [d["idx"] for _, d in T.cv_folds(train, 4, 0)] == [d["idx"] for _, d in folds]
-    assert [d["idx"] for _, d in T.cv_folds(train, 4, 1)] != [d["idx"] for _, d in folds]
-
-
-def test_subsample(rte: datasets.DatasetDict) -> None:
-    ds = rte["validation"]  # 146 entailment / 131 not_entailment
-    sub = T.subsample(ds, 100, seed=0)
-    assert len(sub) == 100
-    assert label_counts(sub) == {"entailment": 53, "not_entailment": 47}
-    assert sub["idx"] == sorted(sub["idx"]) and set(sub["idx"]) <= set(ds["idx"])
-    assert T.subsample(ds, 100, seed=0)["idx"] == sub["idx"]
-    assert T.subsample(ds, 100, seed=1)["idx"] != sub["idx"]
-    assert T.subsample(ds, 277, seed=0) is ds and T.subsample(ds, 10_000, seed=0) is ds
-
-
-# --------------------------------------------------------------------------- #
-# Metrics
-# --------------------------------------------------------------------------- #
-
-
-def test_multirc_metrics_hand_example() -> None:
-    groups = [0, 0, 0, 1, 1, 2]
-    labels = [1, 0, 1, 0, 0, 1]
-    preds = [1, 0, 0, 0, 0, 1]  # group 0 misses one option
-    m = T.compute_metrics("multirc", preds, labels, groups)
-    assert list(m) == ["f1a", "em", "accuracy"]
-    assert m["em"] == pytest.approx(2 / 3)
-    assert m["f1a"] == pytest.approx(0.8)  # P = 1, R = 2/3
-    assert m["accuracy"] == pytest.approx(5 / 6)
-    with pytest.raises(ValueError, match="needs groups"):
-        T.compute_metrics("multirc", preds, labels)
-
-
-def test_accuracy_and_logits() -> None:
-    logits = np.array([[0.1, 0.9, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
-    assert T.compute_metrics("cb", logits, [1, 0, 2, 2]) == {"accuracy": 0.75}
-    assert T.compute_metrics(T.TASKS["sst2"], [0, 0], [1, 1]) == {"accuracy": 0.0}
-    with pytest.raises(ValueError, match="do not match"):
-        T.compute_metrics("cb", [0, 1], [0])

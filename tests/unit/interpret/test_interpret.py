@@ -99,7 +99,7 @@ def test_projection_plot_writes_a_png_with_both_projections(bert, tmp_path):
 def test_projection_data_from_knowledge_cat_is_named_by_the_manifest():
     texts, labels = load_projection_data("knowledge_cat", max_rows=40)
     assert len(texts) == len(labels) == 40
-    from ipt_ray.pretrain import load_manifest
+    from ipt_ray.data import load_manifest
 
     assert set(labels) <= set(load_manifest().categories)
 

@@ -28,7 +28,7 @@ from ipt_ray.cli import main
 from ipt_ray.config import ConfigError, load_config
 from ipt_ray.preflight import identity_of, preflight
 from ipt_ray.sweep import run_sweep
-from ipt_ray.data.tasks import DataError
+from ipt_ray.data import DataError
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -57,6 +57,8 @@ def world(tmp_path_factory, tiny_backbones) -> World:
 
     from ipt_ray.backbone import load_backbone
     from ipt_ray.config import BackboneConfig, validate_config
+    from safetensors.torch import save_file
+
     from ipt_ray.pretrain import save_prompt_table
     from ipt_ray.train import run_local
 
@@ -85,10 +87,10 @@ def world(tmp_path_factory, tiny_backbones) -> World:
     adapter_run = root / "runs" / "existing"
     run_local(validate_config(base), run_dir=adapter_run)
     roberta = load_backbone(BackboneConfig(name=str(tiny_backbones["roberta"])))
-    table = save_prompt_table(scratch / "roberta_table.pt", torch.zeros(roberta.vocab_size, roberta.hidden_size),
+    table = save_prompt_table(scratch / "roberta_table", torch.zeros(roberta.vocab_size, roberta.hidden_size),
                               roberta, ["c0", "c1"], 0.5)
-    narrow = scratch / "narrow_prompt.pt"
-    torch.save(torch.zeros(8, 16), narrow)  # [k, 16], the backbone is 32 wide
+    narrow = scratch / "narrow_prompt.safetensors"
+    save_file({"prompt": torch.zeros(8, 16)}, str(narrow))  # [k, 16], the backbone is 32 wide
     return World(root=root, scratch=scratch, bert=tiny_backbones["bert"], roberta=tiny_backbones["roberta"],
                  store_uri=store_uri, adapter_dir=adapter_run / "seed_0", roberta_table=table, narrow_prompt=narrow,
                  base=base)
@@ -126,8 +128,12 @@ def guards(monkeypatch):
     import ipt_ray.backbone.loading
     import ipt_ray.model.adapter
     import ipt_ray.tracking
+    import ipt_ray.tracking.client
     import ipt_ray.tracking.tracker
+    import ipt_ray.sweep.driver
+    import ipt_ray.sweep.trial
     import ipt_ray.train
+    import ipt_ray.train.inputs
     import ipt_ray.train.loop
 
     def forbid(what: str) -> Callable[..., Any]:
@@ -136,15 +142,15 @@ def guards(monkeypatch):
         return refuse
 
     monkeypatch.setattr(ray, "init", forbid("ray.init"))
-    # Each name is patched where it is defined and where its package re-exports it.
+    # Each name is patched where it is defined, where its package re-exports it and where a module imports it.
     for modules, name, what in (
-        ((ipt_ray.train, ipt_ray.train.loop), "train_loop_per_worker", "training"),
-        ((ipt_ray.train, ipt_ray.train.loop), "prepared_inputs", "tokenising / loading the backbone"),
-        ((ipt_ray.backbone, ipt_ray.backbone.loading, ipt_ray.train.loop, ipt_ray.model.adapter), "load_backbone",
+        ((ipt_ray.train, ipt_ray.train.loop, ipt_ray.sweep.trial), "train_loop_per_worker", "training"),
+        ((ipt_ray.train, ipt_ray.train.inputs, ipt_ray.train.loop), "prepared_inputs", "tokenising / loading the backbone"),
+        ((ipt_ray.backbone, ipt_ray.backbone.loading, ipt_ray.train.inputs, ipt_ray.model.adapter), "load_backbone",
          "loading model weights"),
-        ((ipt_ray.tracking, ipt_ray.tracking.tracker), "check_reachable", "MLflow"),
-        ((ipt_ray.tracking, ipt_ray.tracking.tracker), "SweepTracker", "MLflow"),
-        ((ipt_ray.tracking.tracker,), "MlflowClient", "MLflow"),
+        ((ipt_ray.tracking, ipt_ray.tracking.client, ipt_ray.sweep.driver), "check_reachable", "MLflow"),
+        ((ipt_ray.tracking, ipt_ray.tracking.tracker, ipt_ray.sweep.driver), "SweepTracker", "MLflow"),
+        ((ipt_ray.tracking.client, ipt_ray.tracking.tracker), "MlflowClient", "MLflow"),
     ):
         for module in modules:
             if hasattr(module, name):
@@ -315,7 +321,7 @@ CASES = [
     # -- the method's files
     Case("table-init-for-another-backbone",
          lambda w: {"method": {"strategy": "pretrained_ipt", "table_init": str(w.roberta_table)}}, BackboneError,
-         r"method\.table_init: prompt table .*roberta_table\.pt was made for backbone '.*roberta', not '.*bert' "
+         r"method\.table_init: prompt table .*roberta_table was made for backbone '.*roberta', not '.*bert' "
          r"\(model_type: 'roberta' != 'bert'"),
     Case("table-init-missing", lambda w: {"method": {"strategy": "encoder_ipt",
                                                      "table_init": str(w.scratch / "missing.pt")}}, ValueError,
@@ -325,7 +331,7 @@ CASES = [
          ValueError, r"method\.pretrained_prompt: no such file '.*nope\.pt'"),
     Case("pretrained-prompt-wrong-width", lambda w: {"method": {"strategy": "ppt",
                                                                 "pretrained_prompt": str(w.narrow_prompt)}},
-         ValueError, r"method\.pretrained_prompt '.*narrow_prompt\.pt' has shape \(8, 16\), expected \[k, 32\]"),
+         ValueError, r"method\.pretrained_prompt '.*narrow_prompt\.safetensors' has shape \(8, 16\), expected \[k, 32\]"),
 ]
 
 
@@ -384,14 +390,15 @@ def test_adapter_for_another_backbone_is_refused_and_left_intact(world, capsys, 
 
     before = snapshot(world)
     roberta = load_backbone(BackboneConfig(name=str(world.roberta)))
-    with pytest.raises(BackboneError, match=r"adapter .*adapter\.pt was made for backbone '.*bert', not "
+    with pytest.raises(BackboneError, match=r"adapter .*adapter_model\.safetensors was made for backbone '.*bert', not "
                                             r"'.*roberta' \(model_type: 'bert' != 'roberta'"):
         load_adapter(world.adapter_dir, backbone=roberta)
     # Through the CLI: an adapter whose config names a backbone it was not trained on.
-    blob = torch.load(world.adapter_dir / "adapter.pt", map_location="cpu", weights_only=False)
-    blob["config"]["backbone"]["name"] = str(world.roberta)
+    saved = json.loads((world.adapter_dir / "adapter_config.json").read_text())
+    saved["config"]["backbone"]["name"] = str(world.roberta)
     (tmp_path / "moved").mkdir()
-    torch.save(blob, tmp_path / "moved" / "adapter.pt")
+    shutil.copy(world.adapter_dir / "adapter_model.safetensors", tmp_path / "moved")
+    (tmp_path / "moved" / "adapter_config.json").write_text(json.dumps(saved))
     assert main(["interpret", str(tmp_path / "moved"), "--text", "the movie was great"]) == 2
     assert re.search(r"was made for backbone '.*bert', not '.*roberta'", capsys.readouterr().err)
     assert snapshot(world) == before

@@ -10,20 +10,14 @@ import pytest
 import torch
 import yaml
 
-from ipt_ray.backbone import BackboneError
-from ipt_ray.config import ConfigError, MethodConfig, PretrainConfig, PretrainSource, load_config
+from ipt_ray.backbone import PROMPT_TABLE, BackboneError, load_artefact
+from ipt_ray.config import ConfigError, MethodConfig, PretrainConfig, load_config
+from ipt_ray.data import WIKIPEDIA_CATEGORIES, build_corpus, load_manifest
+from ipt_ray.data import stratified_split as heldout_split
 from ipt_ray.model import build_adapter, build_context, count_trainable
-from ipt_ray.pretrain import (
-    WIKIPEDIA_CATEGORIES,
-    PretrainError,
-    build_corpus,
-    heldout_split,
-    load_manifest,
-    save_prompt_table,
-)
+from ipt_ray.pretrain import save_prompt_table
 from ipt_ray.prompts.base import first_content_tokens
 from ipt_ray.prompts.instance import TABLE_FORMAT
-from ipt_ray.data.tasks import NEWSGROUPS_LABELS, get_task
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +25,7 @@ def table_ckpt(bert, tmp_path_factory):
     """A prompt-table checkpoint for the tiny BERT whose rows are unlike its word embeddings."""
     torch.manual_seed(123)
     table = torch.randn(bert.vocab_size, bert.hidden_size)
-    path = tmp_path_factory.mktemp("ckpt") / "table.pt"
+    path = tmp_path_factory.mktemp("ckpt") / "table"
     save_prompt_table(path, table, bert, list(WIKIPEDIA_CATEGORIES), 0.5)
     return path, table
 
@@ -59,57 +53,13 @@ def _synthetic_knowledge_cat(folder, n_per_class=30, seed=0):
     return folder
 
 
-# ---------------------------------------------------------------- manifest
-
-
-def test_packaged_manifest_maps_every_label_to_one_of_the_13_wikipedia_categories():
-    m = load_manifest()
-    assert sorted(m.categories) == sorted(WIKIPEDIA_CATEGORIES) and len(m.categories) == 13
-    # knowledge_cat: ids 0..12, one category each, and the class ids equal the knowledge_cat ids
-    kc = m.label_map("knowledge_cat")
-    assert sorted(kc, key=int) == [str(i) for i in range(13)]
-    assert sorted(kc.values()) == sorted(WIKIPEDIA_CATEGORIES)
-    assert all(m.category_id("knowledge_cat", i) == i for i in range(13))
-    for entry in m.datasets["knowledge_cat"]["raw"]["labels"].values():  # the inference is documented per id
-        assert entry["confidence"] in ("high", "medium", "low") and entry["evidence"]
-    assert kc["7"] == "Mathematics and logic" and kc["12"] == "Religion and belief systems"
-    # 20 Newsgroups: every group
-    ng = m.label_map("20newsgroups")
-    assert set(ng) == set(NEWSGROUPS_LABELS)
-    assert all(ng[g] == "Technology and applied sciences" for g in NEWSGROUPS_LABELS if g.startswith("comp."))
-    assert ng["sci.med"] == "Health and fitness" and ng["sci.space"] == "Natural and physical sciences"
-    assert ng["rec.sport.hockey"] == ng["rec.sport.baseball"] == "Human activities"
-    assert {ng[g] for g in ("alt.atheism", "soc.religion.christian", "talk.religion.misc")} == {"Religion and belief systems"}
-    assert {ng[g] for g in NEWSGROUPS_LABELS if g.startswith("talk.politics")} == {"Society and social sciences"}
-    # tasks
-    for task in ("sst2", "imdb"):
-        assert all(m.category_id(task, name) == m.categories.index("Culture and the arts")
-                   for name in get_task(task).label_names)
-    assert all(m.category_id("ag_news", name) >= 0 for name in get_task("ag_news").label_names)
-
-
-def test_manifest_errors_name_the_file_and_the_label(tmp_path):
-    bad = tmp_path / "m.yaml"
-    bad.write_text(yaml.safe_dump({"categories": ["A", "B"], "datasets": {"x": {"labels": {"0": "C"}}}}))
-    with pytest.raises(PretrainError, match=r"datasets.x.labels.0: 'C' is not one of the categories"):
-        load_manifest(bad)
-    bad.write_text(yaml.safe_dump({"categories": ["A", "B"], "datasets": {"x": {"labels": {"0": "A"}}}}))
-    m = load_manifest(bad)
-    with pytest.raises(PretrainError, match="dataset 'x' has no category for label 1"):
-        m.category_id("x", 1)
-    with pytest.raises(PretrainError, match="no dataset 'y'"):
-        m.category_id("y", 0)
-    with pytest.raises(PretrainError, match="no such file"):
-        load_manifest(tmp_path / "missing.yaml")
-
-
-# ---------------------------------------------------------------- corpus and split
+# ---------------------------------------------------------------- the held-out split
 
 
 def test_vendored_knowledge_cat_corpus_and_stratified_heldout():
     corpus = build_corpus(PretrainConfig())
     assert len(corpus) == 2500 and set(corpus.sources) == {"knowledge_cat"}
-    from ipt_ray.pretrain import VENDORED_KNOWLEDGE_CAT
+    from ipt_ray.data import VENDORED_KNOWLEDGE_CAT
 
     raw = [json.loads(line) for f in ("dev", "test") for line in open(VENDORED_KNOWLEDGE_CAT / f"{f}.jsonl")]
     assert corpus.labels.tolist() == [r["label"] for r in raw]  # class id == knowledge_cat id
@@ -123,26 +73,10 @@ def test_vendored_knowledge_cat_corpus_and_stratified_heldout():
     assert np.array_equal(train, again) and not np.array_equal(train, other)
 
 
-def test_max_rows_draws_a_seeded_subset():
-    cfg = PretrainConfig(sources=[PretrainSource(kind="knowledge_cat", split="test", max_rows=50)])
-    a, b = build_corpus(cfg), build_corpus(cfg)
-    assert len(a) == 50 and a.texts == b.texts
-    assert build_corpus(cfg.model_copy(update={"seed": 1})).texts != a.texts
-
-
 def test_heldout_keeps_one_row_per_side_of_small_categories():
     train, held = heldout_split(np.array([0, 0, 1, 2, 2, 2]), 0.1, seed=0)
     assert sorted(np.array([0, 0, 1, 2, 2, 2])[held].tolist()) == [0, 2]  # 1 has a single row: it trains
     assert 2 in train.tolist()
-
-
-def test_20newsgroups_source_maps_groups_to_categories(shared_data):
-    cfg = PretrainConfig(sources=[PretrainSource(kind="20newsgroups", data_dir=str(shared_data / "20newsgroups"),
-                                                 split="test", max_rows=400)])
-    corpus = build_corpus(cfg)
-    counts = corpus.counts()
-    assert len(corpus) == 400 and max(counts, key=counts.get) == "Technology and applied sciences"  # 7 of 20 groups
-    assert counts["Mathematics and logic"] == 0 and counts["Health and fitness"] > 0
 
 
 # ---------------------------------------------------------------- config
@@ -178,7 +112,7 @@ def test_pretrain_cli_trains_tracks_and_writes_a_loadable_checkpoint(tiny_bert, 
         "backbone": {"name": str(tiny_bert)},
         "pretrain": {"sources": [{"kind": "knowledge_cat", "data_dir": "kc"}],  # relative to the YAML
                      "epochs": 6, "batch_size": 8, "lr": 0.01, "embedding_lr": 0.01, "channels": 8, "dropout": 0.1,
-                     "output": str(tmp_path / "out" / "table.pt")},
+                     "output": str(tmp_path / "out" / "table")},
         "tracking": {"uri": uri, "experiment": "pretrain-test"},
     }))
     assert main(["pretrain", str(exp), "--set", "pretrain.seed=3", "--json", str(tmp_path / "r.json")]) == 0
@@ -187,7 +121,8 @@ def test_pretrain_cli_trains_tracks_and_writes_a_loadable_checkpoint(tiny_bert, 
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["heldout_accuracy"] == 1.0 and result["category_counts"]["heldout"]["Mathematics and logic"] == 6
 
-    blob = torch.load(tmp_path / "out" / "table.pt", weights_only=False)
+    saved = load_artefact(tmp_path / "out" / "table", PROMPT_TABLE)  # safetensors + JSON, no pickle
+    blob = {**saved.config, "table": saved.tensors["table"]}
     assert blob["format"] == TABLE_FORMAT and blob["backbone"] == bert.identity()
     assert blob["table"].shape == (bert.vocab_size, bert.hidden_size) and blob["table"].dtype == torch.float32
     assert blob["categories"] == load_manifest().categories and blob["heldout_accuracy"] == 1.0
@@ -201,7 +136,7 @@ def test_pretrain_cli_trains_tracks_and_writes_a_loadable_checkpoint(tiny_bert, 
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(blob["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["ipt.kind"] == "pretrain"
-    assert run.data.tags["ipt.checkpoint"] == str((tmp_path / "out" / "table.pt").resolve())
+    assert run.data.tags["ipt.checkpoint"] == str((tmp_path / "out" / "table").resolve())
     assert run.data.params["pretrain.seed"] == "3" and run.data.params["heldout_rows"] == "12"
     accuracy = client.get_metric_history(run.info.run_id, "heldout_accuracy")
     assert [m.step for m in accuracy] == [1, 2, 3, 4, 5, 6]
@@ -211,7 +146,7 @@ def test_pretrain_cli_trains_tracks_and_writes_a_loadable_checkpoint(tiny_bert, 
 
     # and Pretrained IPT starts from it on the same backbone
     ctx = build_context(MethodConfig(strategy="pretrained_ipt", table_layout="full", prompt_length=3,
-                                     table_init=str(tmp_path / "out" / "table.pt")), bert, num_labels=2)
+                                     table_init=str(tmp_path / "out" / "table")), bert, num_labels=2)
     assert torch.equal(build_adapter(ctx, bert, 0).source.table.rows.weight.detach(), blob["table"])
 
 

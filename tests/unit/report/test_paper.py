@@ -1,4 +1,4 @@
-"""Paper-style tables and plots (ipt_ray.paper), the experiment files, and the quoted numbers."""
+"""Paper-style tables and plots (ipt_ray.report), the experiment files, and the quoted numbers."""
 
 from __future__ import annotations
 

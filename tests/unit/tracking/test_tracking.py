@@ -18,13 +18,14 @@ from mlflow.tracking import MlflowClient
 from ipt_ray import results as report
 from ipt_ray.results import config_id
 from ipt_ray.tracking import (
-    MlflowTrackingCallback,
     SweepTracker,
     TrackingError,
     check_reachable,
     find_sweep_runs,
     resolve_tracking_uri,
+    results_from_mlflow,
 )
+from ipt_ray.tracking.callback import MlflowTrackingCallback
 
 SEEDS = [0, 1, 2]
 EXPERIMENT = "ipt-test"
@@ -321,13 +322,13 @@ def test_log_aggregate_creates_one_run_and_updates_it(uri, tmp_path):
     tracker = new_tracker(uri)
     log_trials(tracker)
     client = MlflowClient(uri)
-    summary = report.aggregate(report.results_from_mlflow(runs_of(uri, "trial"), "accuracy"), "accuracy", "max")
+    summary = report.aggregate(results_from_mlflow(runs_of(uri, "trial"), "accuracy"), "accuracy", "max")
     best = summary.best
     assert best.config_id == config_id(trial_params(1))
     first = tracker.log_aggregate(summary, report.write_artifacts(summary, tmp_path / "a"))
     # A resumed sweep re-aggregates with more results: the same run is updated.
     more = report.SeedResult("zzzzzzzz", "t9", 0, 0.99, {"method.prompt_length": 64}, "completed")
-    summary2 = report.aggregate([*report.results_from_mlflow(runs_of(uri, "trial"), "accuracy"), more], "accuracy")
+    summary2 = report.aggregate([*results_from_mlflow(runs_of(uri, "trial"), "accuracy"), more], "accuracy")
     second = new_tracker(uri).log_aggregate(summary2, report.write_artifacts(summary2, tmp_path / "b"))
     assert first == second
     aggregates = runs_of(uri, "aggregate")
@@ -436,7 +437,7 @@ def assert_exact_sweep(uri: str, trials=(0, 1), epochs=(1, 2, 3), status="comple
 
 
 def summary_of(uri: str):
-    return report.aggregate(report.results_from_mlflow(runs_of(uri, "trial"), "accuracy"), "accuracy", "max")
+    return report.aggregate(results_from_mlflow(runs_of(uri, "trial"), "accuracy"), "accuracy", "max")
 
 
 def test_is_outage_tells_a_lost_server_from_a_refused_request():

@@ -8,7 +8,8 @@ from ipt_ray.backbone import load_backbone
 from ipt_ray.batches import encode
 from ipt_ray.config import validate_config
 from ipt_ray.model import load_adapter
-from ipt_ray.train import load_splits, predict, run_local, train_loop_per_worker
+from ipt_ray.data import load_splits
+from ipt_ray.train import predict, run_local, train_loop_per_worker
 
 
 def tiny_config(backbone_dir, **method):
@@ -84,7 +85,7 @@ def test_fine_tuning_runs_its_seeds_one_after_another(tiny_bert, tmp_path):
     result = run_local(cfg, run_dir=tmp_path / "ft", seeds=[0, 1], report_fn=lambda m, c: reports.append(m))
     assert [r["epoch"] for r in reports] == [1, 2]
     assert {"dev_accuracy/seed_0", "dev_accuracy/seed_1"} <= set(result)
-    assert (tmp_path / "ft" / "seed_1" / "adapter.pt").is_file()
+    assert (tmp_path / "ft" / "seed_1" / "adapter_model.safetensors").is_file()
 
 
 def test_every_epoch_reports_mean_std_and_per_seed(tiny_bert, tmp_path):

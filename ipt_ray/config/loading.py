@@ -1,0 +1,91 @@
+"""Loading an experiment: YAML file -> ``--set`` overrides -> absolute paths -> validated config."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from ipt_ray.config.base import ConfigError, set_dotted
+from ipt_ray.config.plugins import load_plugins
+from ipt_ray.config.sections import ExperimentConfig
+from ipt_ray.config.strategies import strategy_specs
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    return ExperimentConfig.from_dict(data, source)
+
+
+def parse_value(text: str) -> Any:
+    """`--set` values are YAML scalars: `16` is an int, `1e-3` a float, `[0,1]` a list."""
+    return yaml.safe_load(text)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["method.prompt_length=32", ...]`` -> ``{"method.prompt_length": 32}``."""
+    pairs: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. method.prompt_length=32")
+        pairs[key.strip()] = parse_value(value)
+    return pairs
+
+
+def load_config(path: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections ({', '.join(ExperimentConfig.model_fields)})")
+    data = copy.deepcopy(data)
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
+    absolute_paths(data, path.parent)
+    return validate_config(data, source=str(path))
+
+
+def path_fields() -> dict[tuple[str, str], tuple[str, ...]]:
+    """Fields holding file paths -> the values of theirs that are words, not paths: the task's data folder
+    and every file a registered strategy reads."""
+    fields: dict[tuple[str, str], tuple[str, ...]] = {("task", "data_dir"): ()}
+    for spec in strategy_specs():
+        for name, option in spec.reads.items():
+            fields[("method", name)] = option.words
+    return fields
+
+
+def absolute_paths(data: dict[str, Any], yaml_dir: Path) -> None:
+    """Relative paths resolve against the working directory, or else the YAML's folder (Tune trials run
+    in their own directories). Plugin files are made absolute first: they may register path fields."""
+    plugins = data.get("plugins")
+    if isinstance(plugins, list):
+        data["plugins"] = [_absolute(p, yaml_dir) if isinstance(p, str) and p.endswith(".py") else p for p in plugins]
+        load_plugins(data["plugins"])  # registers their strategies (and the path fields those read)
+    for (section, field), words in path_fields().items():
+        node = data.get(section)
+        value = node.get(field) if isinstance(node, dict) else None
+        if isinstance(value, str) and value not in words:
+            node[field] = _absolute(value, yaml_dir)
+
+
+def _absolute(value: str, yaml_dir: Path) -> str:
+    candidate = Path(value).expanduser()
+    if candidate.is_absolute():
+        return value
+    return str(candidate.resolve() if candidate.exists() else (yaml_dir / candidate).resolve())
+
+
+ConfigLike = Union[ExperimentConfig, dict]
+
+
+def as_config(config: ConfigLike) -> ExperimentConfig:
+    return config if isinstance(config, ExperimentConfig) else validate_config(config)

@@ -1,0 +1,73 @@
+"""The ``pretrain`` section: category pretraining of the prompt table (``ipt-ray pretrain``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ipt_ray.config.base import StrictSection, TaskName
+
+PRETRAIN_SPLITS: dict[str, tuple[str, ...]] = {
+    "knowledge_cat": ("all", "train", "dev", "test"),
+    "20newsgroups": ("all", "train", "test"),
+    "task": ("all", "train", "validation"),
+}
+
+
+class PretrainSource(StrictSection):
+    """One labelled corpus for category pretraining; the manifest maps its labels to the 13 categories."""
+
+    kind: Literal["knowledge_cat", "20newsgroups", "task"]
+    name: str | None = Field(None, description="manifest entry; default the kind (kind 'task': the task name)")
+    data_dir: str | None = Field(None, description="the user's copy; knowledge_cat defaults to the vendored files")
+    split: str = Field("all", description="knowledge_cat: all|train|dev|test; 20newsgroups: all|train|test; "
+                                          "task: all|train|validation")
+    max_rows: int | None = Field(None, ge=1, description="random subset of at most this many rows")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):  # a list item: name the allowed keys here (the error formatter cannot)
+            unknown = [k for k in data if k not in cls.model_fields]
+            if unknown:
+                raise ValueError(f"unknown key(s) {unknown} (allowed: {', '.join(cls.model_fields)})")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> PretrainSource:
+        allowed = PRETRAIN_SPLITS[self.kind]
+        if self.split not in allowed:
+            raise ValueError(f"split {self.split!r} is not one of {', '.join(allowed)} for kind {self.kind!r}")
+        if self.kind == "20newsgroups" and not self.data_dir:
+            raise ValueError("kind '20newsgroups' needs data_dir (the folder with 20news-bydate-*.tar.gz)")
+        if self.kind == "task" and self.name not in TaskName.__args__:  # type: ignore[attr-defined]
+            raise ValueError(f"kind 'task' needs name, one of {', '.join(TaskName.__args__)}; got {self.name!r}")  # type: ignore[attr-defined]
+        return self
+
+    @property
+    def key(self) -> str:
+        """The manifest entry this source's labels are looked up in."""
+        return self.name or self.kind
+
+
+class PretrainConfig(StrictSection):
+    """``ipt-ray pretrain``: category corpus -> TextCNN over the backbone's tokens -> prompt-table checkpoint."""
+
+    sources: list[PretrainSource] = Field(
+        default_factory=lambda: [PretrainSource(kind="knowledge_cat")], min_length=1)
+    manifest: str | None = Field(None, description="category manifest YAML; default the packaged "
+                                                   "ipt_ray/data/categories.yaml")
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="Adam learning rate of the convolutions and output layer")
+    embedding_lr: float = Field(1e-4, gt=0.0, le=10.0, description="Adam learning rate of the table (small: the "
+                                                                  "rows stay near the backbone's embeddings)")
+    max_length: int = Field(128, ge=8, le=4096, description="content tokens per text")
+    channels: int = Field(100, ge=1, description="filters per kernel size (3, 4, 5)")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    heldout_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="stratified by category")
+    seed: int = Field(0, ge=0)
+    output: str = Field("runs/pretrain/prompt_table", description="checkpoint folder (method.table_init)")
+
+

@@ -1,0 +1,63 @@
+"""Is a method better than the one it builds on? Welch's t-test over seeds, per task.
+
+Each row is tested against its strategy's base (``StrategySpec.base``, same injection: ``PT + Random IPT``
+against ``Prompt Tuning``, ``Prefix + Random IPT`` against ``Prefix Tuning``); a strategy without a base
+is not tested. Seeds are independent runs (seed s of two methods shares nothing but the number), so the
+test is unpaired, with unequal variances.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipt_ray.report.labels import task_name
+from ipt_ray.report.table import Cell, PaperTable
+from ipt_ray.results import markdown_lines
+
+
+def welch(a: Cell, b: Cell) -> tuple[float, float]:
+    """Welch's t and two-sided p of ``a`` against ``b`` over their seeds; (NaN, 1 or 0) when neither varies
+    (the test is undefined: equal constants do not differ, different ones do)."""
+    from scipy import stats  # heavy: only for significance tests
+
+    va, vb = list(a.values.values()), list(b.values.values())
+    if len(set(va)) == 1 and len(set(vb)) == 1:
+        return float("nan"), 1.0 if va[0] == vb[0] else 0.0
+    t, p = stats.ttest_ind(va, vb, equal_var=False)
+    return float(t), float(p)
+
+
+def significance(table: PaperTable) -> list[dict[str, Any]]:
+    """Each method with a base (``table.bases``) against that base, per task where both have >= 2 seeds."""
+    rows = []
+    for method in table.methods:
+        base = table.bases.get(method)
+        if base is None:
+            continue
+        for task in table.tasks:
+            a, b = table.cell(method, task), table.cell(base, task)
+            if a is None or b is None or a.n_seeds < 2 or b.n_seeds < 2:
+                continue
+            t, p = welch(a, b)
+            rows.append({"method": method, "base": base, "task": task, "delta": a.mean - b.mean,
+                         "t": t, "p": p, "n": (a.n_seeds, b.n_seeds)})
+    return rows
+
+
+def significance_markdown(table: PaperTable, alpha: float = 0.05) -> str:
+    """:func:`significance` as a Markdown table with a verdict at ``alpha``; empty when nothing is tested."""
+    rows = significance(table)
+    if not rows:
+        return ""
+    header = ["IPT variant", "vs", "task", "difference (points)", "Welch t", "p", "at 5%"]
+    cells = []
+    for r in rows:
+        scale = 100.0 if table.pct.get(r["task"]) else 1.0
+        verdict = ("better" if r["delta"] > 0 else "worse") if r["p"] < alpha else "no significant difference"
+        cells.append([r["method"], r["base"], task_name(r["task"]), f"{scale * r['delta']:+.1f}", f"{r['t']:.2f}",
+                      f"{r['p']:.3f}", verdict])
+    lines = markdown_lines(header, cells)
+    n = {x for r in rows for x in r["n"]}
+    lines += ["", f"- Welch's two-sample t-test over seeds (n = {', '.join(map(str, sorted(n)))} per method), "
+              "two-sided; no correction for multiple comparisons."]
+    return "\n".join(lines) + "\n"

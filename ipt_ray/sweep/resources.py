@@ -1,0 +1,82 @@
+"""Ray for a sweep: joining or starting it, what each trial reserves, and how many trials run at once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ipt_ray.config import TRIAL_SLOT, ExperimentConfig
+
+
+@dataclass
+class RayHandle:
+    started_local: bool  # this sweep started its own Ray (and shuts it down at the end)
+    address: str
+
+
+def connect_ray(cfg: ExperimentConfig) -> RayHandle:
+    """Join the cluster at ``cluster.address`` / ``RAY_ADDRESS``, or start a local Ray with trial slots."""
+    import ray  # heavy, optional: only when a sweep starts
+
+    if ray.is_initialized():
+        return RayHandle(False, "existing")
+    address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        # No runtime_env of our own here: inside `ray job submit` it would have to merge with the job's.
+        ray.init(address=address, log_to_driver=True)
+        return RayHandle(False, address)
+    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+    cpus = os.cpu_count() or 1
+    per_trial = max(1.0, cfg.cluster.num_workers * cfg.cluster.cpus_per_worker)
+    slots = max(1, int(cpus // per_trial))
+    # address="local": a private Ray for this sweep, never a `ray start` cluster that happens to run here
+    ray.init(address="local", num_cpus=cpus, resources={TRIAL_SLOT: slots}, runtime_env=runtime_env,
+             log_to_driver=True, configure_logging=True, logging_level="WARNING")
+    return RayHandle(True, "local")
+
+
+def disconnect_ray(handle: RayHandle) -> None:
+    """Shut down the Ray this sweep started; a cluster it joined keeps running."""
+    if handle.started_local:
+        import ray  # heavy, optional: only when a sweep starts
+
+        ray.shutdown()
+
+
+def trial_resources(cfg: ExperimentConfig) -> dict[str, float]:
+    """In-process trials reserve their CPUs; a TorchTrainer trial reserves one trial slot and no CPU."""
+    if cfg.cluster.num_workers == 0:
+        return {"CPU": cfg.cluster.cpus_per_trial}
+    return {"CPU": 0, TRIAL_SLOT: 1}
+
+
+def max_concurrent(cfg: ExperimentConfig) -> int:
+    """``sweep.max_concurrent_trials``, else as many trials as the cluster's CPUs / slots / GPUs hold."""
+    import ray  # heavy, optional: only when a sweep starts
+
+    if cfg.sweep.max_concurrent_trials:
+        return cfg.sweep.max_concurrent_trials
+    total = ray.cluster_resources()
+    if cfg.cluster.num_workers == 0:
+        return max(1, int(total.get("CPU", 1) // cfg.cluster.cpus_per_trial))
+    if TRIAL_SLOT not in total:
+        raise RuntimeError(
+            f"the Ray cluster declares no '{TRIAL_SLOT}' resource; start its nodes with "
+            f"--resources='{{\"{TRIAL_SLOT}\": N}}' (see clusters/) or set cluster.num_workers: 0"
+        )
+    slots = int(total[TRIAL_SLOT])
+    per_trial = cfg.cluster.num_workers * (cfg.cluster.gpus_per_worker if cfg.cluster.use_gpu else cfg.cluster.cpus_per_worker)
+    capacity = total.get("GPU" if cfg.cluster.use_gpu else "CPU", 0.0)
+    if capacity < per_trial:  # autoscaling from zero workers: the slots declared on the head set the pace
+        return max(1, slots)
+    return max(1, min(slots, int(capacity // per_trial)))
+
+
+def reuse_actors(cfg: ExperimentConfig) -> bool:
+    """Whether a finished trial's actor (imports, loaded backbone, tokenised data) takes the next trial.
+
+    Always for trials that train in-process. A trial running a TorchTrainer can be reused only when no
+    scheduler stops trials early: a stopped trial's ``fit()`` does not return within Tune's reset timeout,
+    and Tune then errors the trial that was to reuse the actor instead of starting a fresh one.
+    """
+    return cfg.cluster.num_workers == 0 or cfg.sweep.scheduler == "none"
