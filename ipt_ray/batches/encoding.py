@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import datasets
 import torch
 from torch.utils.data import DataLoader
 
@@ -48,8 +49,6 @@ def encode(dataset: Any, spec: Any, tokenizer: Any, max_length: int, template: b
             enc = tokenizer(list(a), None if b[0] is None else list(b), truncation=True, max_length=max_length,
                             return_special_tokens_mask=True)
         return {k: enc[k] for k in COLUMNS if k in enc}
-
-    import datasets
 
     datasets.disable_progress_bars()  # the training loop draws its own progress
     keep = {"label", "group"}

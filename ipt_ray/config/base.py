@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -65,5 +66,6 @@ def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | 
         if model is None or part not in model.model_fields:
             return None
         annotation = model.model_fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+        model = next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)  # X | None: X
     return model

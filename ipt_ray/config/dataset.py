@@ -7,19 +7,57 @@ is checked by :func:`ipt_ray.data.custom_task`, and one-token label words by pre
 
 from __future__ import annotations
 
+import re
 import string
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from ipt_ray.config.base import StrictSection
+from ipt_ray.config.base import StrictSection, TaskName
 
-__all__ = ["DATASET_FORMATS", "DatasetConfig", "FileList", "template_fields"]
+__all__ = ["DATASET_FORMATS", "DATASET_SPLITS", "BUILTIN_TASKS", "DatasetConfig", "FileList", "template_fields", "builtin_name_errors",
+           "check_custom_task"]
 
 DATASET_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "hf")
+#: The splits a dataset may give, as its fields name them.
+DATASET_SPLITS = ("train", "validation", "test")
 #: A file, a glob or a list of those; with format hf: a split name of the hub dataset.
 FileList = Union[str, list[str]]
 Label = Union[str, int]
+
+BUILTIN_TASKS: tuple[str, ...] = TaskName.__args__  # type: ignore[attr-defined]
+_BUILTIN_NAME = TypeAdapter(TaskName)
+#: A custom task's name becomes part of run names, MLflow tags and report columns.
+_CUSTOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def builtin_name_errors(data: Any) -> list[Any]:
+    """The ``task.name`` errors of a raw task section without a dataset: the name must be a built-in task."""
+    if not isinstance(data, dict) or data.get("dataset") is not None or "name" not in data:
+        return []
+    try:
+        _BUILTIN_NAME.validate_python(data["name"])
+    except ValidationError as err:
+        return [{**e, "loc": ("name", *e["loc"])} for e in err.errors()]
+    return []
+
+
+def check_custom_task(name: str, source: str, data_dir: str | None, dataset: DatasetConfig) -> None:
+    """A task described by ``task.dataset``: its own name, a label column, none of the built-in tasks' fields."""
+    if dataset.label_field is None:
+        raise ValueError("task.dataset.label_field is required: the column holding each row's label")
+    if name in BUILTIN_TASKS:
+        raise ValueError(f"task.name {name!r} is a built-in task; a task.dataset needs a name of its own "
+                         f"(not one of {', '.join(BUILTIN_TASKS)})")
+    if not _CUSTOM_NAME.fullmatch(name):
+        raise ValueError(f"task.name {name!r}: use letters, digits, '-', '_' or '.' (at most 64, starting with a "
+                         "letter or digit)")
+    if data_dir is not None:
+        raise ValueError("task.data_dir is for the built-in tasks; with task.dataset give the files in "
+                         "task.dataset.train / validation / test")
+    if source != "auto":
+        raise ValueError(f"task.source {source!r} is for the built-in tasks; with task.dataset the format says "
+                         "where the data comes from (format 'hf': the hub)")
 
 
 def template_fields(template: str) -> list[str]:
@@ -27,13 +65,13 @@ def template_fields(template: str) -> list[str]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as err:
-        raise ValueError(f"task.dataset.template {template!r} is not a format string ({err})") from None
+        raise ValueError(f"template {template!r} is not a format string ({err})") from None
     names = []
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
         if not name or spec or conversion:
-            raise ValueError(f"task.dataset.template {template!r}: each placeholder names a column, e.g. "
+            raise ValueError(f"template {template!r}: each placeholder names a column, e.g. "
                              f"{{headline}} (got {{{name}{'!' + conversion if conversion else ''}"
                              f"{':' + spec if spec else ''}}})")
         names.append(name)
@@ -50,7 +88,8 @@ class DatasetConfig(StrictSection):
     test: FileList | None = None
     hf_config: str | None = Field(None, description="format hf only: the hub dataset's configuration")
     text_fields: list[str] = Field(min_length=1, max_length=2, description="one or two columns (text_a, text_b)")
-    label_field: str
+    label_field: str | None = Field(None, description="the label column (required for a task; a pretraining "
+                                                       "source without it takes each file's category)")
     labels: list[Label] | None = Field(None, description="default: the sorted label values found in train")
     label_words: list[str] | None = Field(None, description="verbalizer head: one word per label; default the "
                                                             "label strings")
@@ -82,46 +121,48 @@ class DatasetConfig(StrictSection):
         self._check_fields()
         self._check_hub()
         if self.labels is not None and self.label_words is not None and len(self.label_words) != len(self.labels):
-            raise ValueError(f"task.dataset.label_words has {len(self.label_words)} words for {len(self.labels)} "
+            raise ValueError(f"label_words has {len(self.label_words)} words for {len(self.labels)} "
                              f"labels ({', '.join(map(str, self.labels))}): give one word per label")
         if self.label_words is not None and len(set(self.label_words)) != len(self.label_words):
-            raise ValueError(f"task.dataset.label_words must be distinct, got {self.label_words}")
+            raise ValueError(f"label_words must be distinct, got {self.label_words}")
         if self.template is not None:
             self._check_template(self.template)
         return self
 
     def _check_fields(self) -> None:
         if len(set(self.text_fields)) != len(self.text_fields):
-            raise ValueError(f"task.dataset.text_fields names a column twice: {self.text_fields}")
+            raise ValueError(f"text_fields names a column twice: {self.text_fields}")
         if self.label_field in self.text_fields:
-            raise ValueError(f"task.dataset.label_field {self.label_field!r} is also one of text_fields")
+            raise ValueError(f"label_field {self.label_field!r} is also one of text_fields")
         if "mask" in self.text_fields:
-            raise ValueError("task.dataset.text_fields: a column named 'mask' clashes with the template's {mask}")
+            raise ValueError("text_fields: a column named 'mask' clashes with the template's {mask}")
+        odd = [f for f in self.text_fields if set(f) & set(".[]{}:!")]
+        if odd:
+            raise ValueError(f"text_fields {odd}: a template placeholder cannot name a column with '.', '[', ']', "
+                             "'{', '}', ':' or '!'; rename the column")
 
     def _check_hub(self) -> None:
         if self.format == "hf":
             for name in ("train", "validation", "test"):
                 if isinstance(getattr(self, name), list):
-                    raise ValueError(f"task.dataset.{name}: with format 'hf' give the hub split name, not a list")
+                    raise ValueError(f"{name}: with format 'hf' give NAME[:SPLIT] (train) or a split name, not "
+                                     "a list")
         elif self.hf_config is not None:
-            raise ValueError(f"task.dataset.hf_config is for format 'hf' only (format is {self.format!r})")
+            raise ValueError(f"hf_config is for format 'hf' only (format is {self.format!r})")
 
     def _check_template(self, template: str) -> None:
         names = template_fields(template)
         if "mask" not in names:
-            raise ValueError(f"task.dataset.template {template!r} has no {{mask}}: the verbalizer reads the "
-                             "label word there")
+            raise ValueError(f"template {template!r} has no {{mask}}: the verbalizer reads the label word there")
         if names.count("mask") > 1:
-            raise ValueError(f"task.dataset.template {template!r} has {{mask}} {names.count('mask')} times; "
-                             "give one")
+            raise ValueError(f"template {template!r} has {{mask}} {names.count('mask')} times; give one")
         unknown = [n for n in names if n != "mask" and n not in self.text_fields]
         if unknown:
-            raise ValueError(f"task.dataset.template {template!r} names {', '.join(map(repr, unknown))}, not one "
-                             f"of text_fields ({', '.join(self.text_fields)})")
+            raise ValueError(f"template {template!r} names {', '.join(map(repr, unknown))}, not one of text_fields "
+                             f"({', '.join(self.text_fields)})")
         unused = [f for f in self.text_fields if f not in names]
         if unused:
-            raise ValueError(f"task.dataset.template {template!r} does not use text field(s) "
-                             f"{', '.join(map(repr, unused))}")
+            raise ValueError(f"template {template!r} does not use text field(s) {', '.join(map(repr, unused))}")
 
     @property
     def hub(self) -> bool:

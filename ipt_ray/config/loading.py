@@ -9,6 +9,7 @@ from typing import Any, Union
 import yaml
 
 from ipt_ray.config.base import ConfigError, set_dotted
+from ipt_ray.config.dataset import DATASET_SPLITS
 from ipt_ray.config.plugins import load_plugins
 from ipt_ray.config.sections import ExperimentConfig
 from ipt_ray.config.strategies import strategy_specs
@@ -75,6 +76,35 @@ def absolute_paths(data: dict[str, Any], yaml_dir: Path) -> None:
         value = node.get(field) if isinstance(node, dict) else None
         if isinstance(value, str) and value not in words:
             node[field] = _absolute(value, yaml_dir)
+    for dataset in _dataset_sections(data):
+        absolute_dataset_files(dataset, yaml_dir)
+
+
+def _dataset_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The raw ``task.dataset`` and every ``pretrain.sources[i].dataset`` mapping."""
+    task, pretrain = data.get("task"), data.get("pretrain")
+    found = [task.get("dataset")] if isinstance(task, dict) else []
+    sources = pretrain.get("sources") if isinstance(pretrain, dict) else None
+    found += [s.get("dataset") for s in sources if isinstance(s, dict)] if isinstance(sources, list) else []
+    return [d for d in found if isinstance(d, dict)]
+
+
+def absolute_dataset_files(dataset: dict[str, Any], yaml_dir: Path) -> None:
+    """A dataset's train / validation / test files (each a file, glob or list) relative to the YAML's folder,
+    wherever the command runs; a hub dataset's (format ``hf``) are names, left as they are."""
+    if dataset.get("format") == "hf":
+        return
+    for split in DATASET_SPLITS:
+        value = dataset.get(split)
+        if isinstance(value, str):
+            dataset[split] = _from_yaml(value, yaml_dir)
+        elif isinstance(value, list):
+            dataset[split] = [_from_yaml(v, yaml_dir) if isinstance(v, str) else v for v in value]
+
+
+def _from_yaml(value: str, yaml_dir: Path) -> str:
+    candidate = Path(value).expanduser()
+    return value if candidate.is_absolute() else str((yaml_dir / candidate).resolve())
 
 
 def _absolute(value: str, yaml_dir: Path) -> str:

@@ -7,22 +7,28 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ipt_ray.config.base import StrictSection, TaskName
+from ipt_ray.config.dataset import DatasetConfig
 
 PRETRAIN_SPLITS: dict[str, tuple[str, ...]] = {
     "knowledge_cat": ("all", "train", "dev", "test"),
     "20newsgroups": ("all", "train", "test"),
     "task": ("all", "train", "validation"),
+    "dataset": ("all", "train", "validation", "test"),
 }
 
 
 class PretrainSource(StrictSection):
     """One labelled corpus for category pretraining; the manifest maps its labels to the 13 categories."""
 
-    kind: Literal["knowledge_cat", "20newsgroups", "task"]
-    name: str | None = Field(None, description="manifest entry; default the kind (kind 'task': the task name)")
+    kind: Literal["knowledge_cat", "20newsgroups", "task", "dataset"]
+    name: str | None = Field(None, description="manifest entry; default the kind (kind 'task': the task name; "
+                                               "kind 'dataset': required)")
+    dataset: DatasetConfig | None = Field(None, description="kind 'dataset': your files, described as task.dataset "
+                                                            "(without label_field each file's category is the "
+                                                            "manifest's for that file)")
     data_dir: str | None = Field(None, description="the user's copy; knowledge_cat defaults to the vendored files")
     split: str = Field("all", description="knowledge_cat: all|train|dev|test; 20newsgroups: all|train|test; "
-                                          "task: all|train|validation")
+                                          "task: all|train|validation; dataset: all|train|validation|test")
     max_rows: int | None = Field(None, ge=1, description="random subset of at most this many rows")
 
     @model_validator(mode="before")
@@ -41,6 +47,11 @@ class PretrainSource(StrictSection):
             raise ValueError(f"split {self.split!r} is not one of {', '.join(allowed)} for kind {self.kind!r}")
         if self.kind == "20newsgroups" and not self.data_dir:
             raise ValueError("kind '20newsgroups' needs data_dir (the folder with 20news-bydate-*.tar.gz)")
+        if (self.kind == "dataset") != (self.dataset is not None):
+            raise ValueError("kind 'dataset' needs dataset (format, train, text_fields, ...), and only it takes one")
+        if self.kind == "dataset" and (not self.name or self.data_dir):
+            raise ValueError("kind 'dataset' needs name (its manifest entry) and no data_dir (the files are in "
+                             "dataset.train / validation / test)")
         if self.kind == "task" and self.name not in TaskName.__args__:  # type: ignore[attr-defined]
             raise ValueError(f"kind 'task' needs name, one of {', '.join(TaskName.__args__)}; got {self.name!r}")  # type: ignore[attr-defined]
         return self

@@ -51,7 +51,7 @@ class TaskConfig(StrictSection):
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
         if self.dataset is not None:
-            check_custom_task(self.name, self.source, self.data_dir)
+            check_custom_task(self.name, self.source, self.data_dir, self.dataset)
         if self.source == "local" and not self.data_dir:
             raise ValueError("task.source 'local' needs task.data_dir")
         if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():

@@ -14,6 +14,7 @@ import datasets
 import numpy as np
 
 from ipt_ray.config import TaskConfig
+from ipt_ray.data.custom import custom_task
 from ipt_ray.data.loading import load_task
 from ipt_ray.data.specs import TaskSpec, get_task
 
@@ -182,8 +183,11 @@ def load_splits(task: TaskConfig) -> tuple[TaskSpec, dict[str, Any]]:
 
     ``max_train_samples`` subsamples train, ``max_eval_samples`` dev and test (stratified, seeded).
     """
-    spec = get_task(task.name)
-    data = load_task(spec, data_dir=task.data_dir, source=task.source)
+    if task.dataset is not None:
+        spec, data = custom_task(task)
+    else:
+        spec = get_task(task.name)
+        data = load_task(spec, data_dir=task.data_dir, source=task.source)
     splits = protocol_splits(data, task)
     if task.max_train_samples:
         splits["train"] = subsample(splits["train"], task.max_train_samples, task.data_seed)

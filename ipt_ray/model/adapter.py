@@ -18,7 +18,7 @@ from ipt_ray import prompts as _prompts  # noqa: F401  (registers the built-in p
 from ipt_ray.backbone import ADAPTER, Backbone, check_identity, load_artefact, load_backbone, save_artefact
 from ipt_ray.config import ExperimentConfig, MethodConfig, as_config
 from ipt_ray.batches import PromptedBatch
-from ipt_ray.data import get_task
+from ipt_ray.data import task_spec
 from ipt_ray.prompts.base import HEADS, INJECTIONS, SOURCES, BuildContext, lookup
 
 ADAPTER_FORMAT = ADAPTER.format
@@ -142,14 +142,14 @@ def build_adapter(ctx: BuildContext, backbone: Backbone, seed: int) -> Adapter:
     method = ctx.method
     ctx.extras["seed"] = seed
     torch.manual_seed(seed)
-    if method.strategy == "fine_tuning":
-        encoder = copy.deepcopy(backbone.encoder).requires_grad_(True)
-        head = lookup(HEADS, "head", method.head).build(ctx)
-        return Adapter(None, lookup(INJECTIONS, "injection", "none").build(ctx), head, encoder=encoder)
-    source = lookup(SOURCES, "strategy", method.strategy).build(ctx)
-    injection = lookup(INJECTIONS, "injection", method.injection).build(ctx)
+    spec = method.spec
+    # A strategy without prompts (fine-tuning) has no source and no injection; one that trains the backbone
+    # gets its own trainable copy of the encoder (the shared frozen one stays untouched).
+    source = lookup(SOURCES, "strategy", method.strategy).build(ctx) if spec.uses_prompt else None
+    injection = lookup(INJECTIONS, "injection", method.injection if spec.uses_prompt else "none").build(ctx)
     head = lookup(HEADS, "head", method.head).build(ctx)
-    return Adapter(source, injection, head)
+    encoder = copy.deepcopy(backbone.encoder).requires_grad_(True) if spec.trains_backbone else None
+    return Adapter(source, injection, head, encoder=encoder)
 
 
 def count_trainable(module: nn.Module) -> int:
@@ -210,7 +210,7 @@ def load_adapter(directory: str | Path, backbone: Backbone | None = None) -> tup
             context[name[len(CONTEXT_PREFIX):]] = value
         else:
             state[name] = value
-    spec = get_task(config.task.name)
+    spec = task_spec(config.task, meta["label_names"])  # a described task: its labels as trained
     ctx = build_context(config.method, backbone, spec.num_labels, spec.label_words,
                         context.get("seen_token_ids"), meta["seed"])
     adapter = build_adapter(ctx, backbone, meta["seed"])

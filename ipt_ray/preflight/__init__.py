@@ -1,14 +1,9 @@
-"""Checks run before any training or write: config, task data, backbone, files a strategy reads."""
+"""Checks run before any training or write: the config and its search space, task data, the backbone, the
+files a strategy reads."""
 
-from ipt_ray.preflight.checks import (  # noqa: F401
-    MAX_COMBINATIONS,
-    TOKENIZER_FILES,
-    WEIGHT_FILES,
-    preflight,
-    sweep_variants,
-    check_task,
-    check_backbone,
-    identity_of,
-)
+from ipt_ray.preflight.backbone import TOKENIZER_FILES, WEIGHT_FILES, BackboneInfo, check_backbone, identity_of
+from ipt_ray.preflight.checks import check_task, preflight, strategy_files
+from ipt_ray.preflight.variants import MAX_COMBINATIONS, sweep_variants
 
-__all__ = ['MAX_COMBINATIONS', 'TOKENIZER_FILES', 'WEIGHT_FILES', 'preflight', 'sweep_variants', 'check_task', 'check_backbone', 'identity_of']
+__all__ = ["MAX_COMBINATIONS", "TOKENIZER_FILES", "WEIGHT_FILES", "BackboneInfo", "check_backbone", "check_task",
+           "identity_of", "preflight", "strategy_files", "sweep_variants"]

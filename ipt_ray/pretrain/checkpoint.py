@@ -1,6 +1,6 @@
 """The prompt-table checkpoint: ``prompt_table.safetensors`` + ``prompt_table_config.json`` in one folder.
 
-:func:`ipt_ray.prompts.instance.load_prompt_table` reads it for ``method.table_init``; a checkpoint made
+:func:`ipt_ray.prompts.load_prompt_table` reads it for ``method.table_init``; a checkpoint made
 for another backbone is refused at load time (the JSON holds the backbone's identity).
 """
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from ipt_ray.config import PretrainConfig
 from ipt_ray.data import Corpus
-from ipt_ray.prompts.instance import TextCNN
+from ipt_ray.prompts import TextCNN
 
 
 def tokenize_corpus(corpus: Corpus, tokenizer: Any, max_length: int) -> list[list[int]]:

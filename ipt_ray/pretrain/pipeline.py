@@ -10,7 +10,7 @@ The pipeline, one step each:
    windows, dropout, linear to the categories) over a trainable ``[V, d]`` embedding initialised from
    the backbone's word embeddings, held-out accuracy per epoch (stdout and MLflow);
 4. :func:`save_prompt_table`: the embedding as a prompt-table checkpoint folder
-   (:data:`ipt_ray.prompts.instance.TABLE_FORMAT`) that ``method.table_init: <folder>`` loads.
+   (:data:`ipt_ray.prompts.TABLE_FORMAT`) that ``method.table_init: <folder>`` loads.
 """
 
 from __future__ import annotations

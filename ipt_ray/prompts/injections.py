@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 from ipt_ray.batches import PromptedBatch
 from ipt_ray.prompts.base import BuildContext, Injection, register_injection
@@ -92,8 +93,6 @@ class PrefixInjection(Injection):
         return self.mlp(prompts), prompt_mask
 
     def run(self, encoder, batch, state, position_offset):
-        from transformers import DynamicCache
-
         kv, prompt_mask = state
         b, k, _ = kv.shape
         kv = kv.view(b, k, 2 * self.layers, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)

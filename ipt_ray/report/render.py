@@ -24,27 +24,37 @@ def _cell_text(c: Cell | None, pct: bool, seeds: int, folds: int) -> str:
     return mean_std_text(c.mean, c.std, pct) + (f" ({', '.join(notes)})" if notes else "")
 
 
+def _test_text(c: Cell | None, pct: bool) -> str:
+    """A cell's test ``mean ± std`` (``n=...`` when fewer seeds have a test value than a dev one)."""
+    if c is None or not c.test_values:
+        return "-"
+    fewer = f" (n={len(c.test_values)})" if len(c.test_values) < c.n_seeds else ""
+    return mean_std_text(c.test_mean, c.test_std, pct) + fewer
+
+
 def _most_seeds_and_folds(table: PaperTable) -> tuple[int, int]:
     """The most seeds and folds any cell has: cells with fewer are marked."""
     return (max((c.n_seeds for c in table.cells.values()), default=0),
             max((c.n_folds for c in table.cells.values()), default=0))
 
 
-def _column_name(table: PaperTable, task: str) -> str:
+def _column_name(table: PaperTable, task: str, split: str = "") -> str:
+    """``CB``, ``MultiRC (F1a)``; with ``split``: ``CB dev``, ``MultiRC test (F1a)``."""
     metric = table.metrics[task]
-    name = task_name(task)
+    name = task_name(task) + (f" {split}" if split else "")
     return name if metric == "accuracy" else f"{name} ({METRIC_NAMES.get(metric, metric)})"
 
 
-def _averages(table: PaperTable) -> dict[str, float]:
-    """Row mean over tasks, for rows with a value in every task column (only if the table has >1 task)."""
+def _averages(table: PaperTable, test: bool = False) -> dict[str, float]:
+    """Row mean over tasks (of the test means with ``test``), for rows with a value in every task column
+    (only if the table has >1 task)."""
     if len(table.tasks) < 2:
         return {}
     out = {}
     for m in table.methods:
         row = [table.cell(m, t) for t in table.tasks]
-        if all(c is not None and c.n_seeds for c in row):
-            out[m] = math.fsum(c.mean for c in row) / len(row)  # type: ignore[union-attr]
+        if all(c is not None and (c.test_values if test else c.n_seeds) for c in row):
+            out[m] = math.fsum(c.test_mean if test else c.mean for c in row) / len(row)  # type: ignore[union-attr]
     return out
 
 
@@ -61,10 +71,12 @@ def _quoted(table: PaperTable) -> dict[tuple[str, str], PaperValue]:
 
 def _markdown_rows(table: PaperTable, quoted: dict[tuple[str, str], PaperValue], mark: dict[str, int],
                    averages: dict[str, float]) -> list[list[str]]:
-    """One row of text cells per method: ``mean ± std`` (bold: the task's best), quotes, the average."""
+    """One row of text cells per method: ``mean ± std`` (bold: the task's best on dev), its test value
+    where the table has them (never bold: test selects nothing), quotes, the average(s)."""
     seeds, folds = _most_seeds_and_folds(table)
     quoted_tasks = {t for _, t in quoted}
     best_avg = (max if table.mode == "max" else min)(averages.values()) if averages else None
+    test_averages = _averages(table, test=True) if table.has_test else {}
     rows = []
     for m in table.methods:
         row = [m]
@@ -72,6 +84,8 @@ def _markdown_rows(table: PaperTable, quoted: dict[tuple[str, str], PaperValue],
             c = table.cell(m, t)
             text = _cell_text(c, table.pct[t], seeds, folds)
             row.append(f"**{text}**" if c is not None and c.best and c.n_seeds else text)
+            if table.has_test:
+                row.append(_test_text(c, table.pct[t]))
             if t in quoted_tasks:
                 v = quoted.get((m, t))
                 row.append(f"{v.value:.1f} [{mark[v.source]}]" if v else "")
@@ -79,13 +93,17 @@ def _markdown_rows(table: PaperTable, quoted: dict[tuple[str, str], PaperValue],
             a = averages.get(m)
             text = "-" if a is None else fmt_value(a, all(table.pct.values()))
             row.append(f"**{text}**" if a is not None and a == best_avg else text)
+            if table.has_test:
+                a = test_averages.get(m)
+                row.append("-" if a is None else fmt_value(a, all(table.pct.values())))
         rows.append(row)
     return rows
 
 
 def to_markdown(table: PaperTable, title: str | None = None) -> str:
     """The methods x tasks table in Markdown: ``mean ± std`` (percent for accuracy-like metrics), the best
-    per task in bold, "(paper)" columns with quoted numbers where any exist, and the notes under it."""
+    per task in bold, a test column beside each task's dev column where the sweep has test values,
+    "(paper)" columns with quoted numbers where any exist, and the notes under it."""
     quoted = _quoted(table)
     sources = sorted({v.source for v in quoted.values()}, key=list(SOURCES).index)
     mark = {s: i + 1 for i, s in enumerate(sources)}
@@ -93,11 +111,11 @@ def to_markdown(table: PaperTable, title: str | None = None) -> str:
     averages = _averages(table)
     header = ["method"]
     for t in table.tasks:
-        header.append(_column_name(table, t))
+        header += [_column_name(table, t, split) for split in (("dev", "test") if table.has_test else ("",))]
         if t in quoted_tasks:
             header.append(f"{task_name(t)} (paper)")
     if averages:
-        header.append("avg")
+        header += ["avg dev", "avg test"] if table.has_test else ["avg"]
     lines = [f"### {title}", ""] if title else []
     lines += markdown_lines(header, _markdown_rows(table, quoted, mark, averages))
     seeds, folds = _most_seeds_and_folds(table)
@@ -115,6 +133,12 @@ def _notes(table: PaperTable, seeds: int, folds: int, quoted: bool) -> list[str]
     epoch = "the epoch with the best seed mean" if table.epoch == "best" else "the last epoch"
     notes = [f"Dev {metric_words} at {epoch}, mean ± sample std over {seeds} seed(s)"
              + (" in %" if any(table.pct.values()) else "") + "; n=... marks cells with fewer seeds."]
+    if "heldout" in table.protocols:
+        notes.append("Dev (`task.protocol: heldout`): a stratified, seeded part of each task's train split, "
+                     "held out from training.")
+    if table.has_test:
+        notes.append("Test columns (test: the original validation set, at the dev-selected epoch and "
+                     "configuration; a dataset's own test split where it has one): reported only, never selected on.")
     if folds:
         notes.append(f"Few-shot cells: each seed's value is its mean over {folds} cross-validation folds "
                      "(dev = the fold's held-out part of the K-shot training set, not the test set).")
@@ -141,20 +165,24 @@ def table_title(table: PaperTable) -> str:
 
 
 def to_csv(table: PaperTable, path: str | Path) -> Path:
-    """One row per cell: method, task, (x), metric, mean, std, seeds, folds, best, per-seed values (JSON),
-    the selected hyper-parameters (JSON), config ids, and the quoted number with its source."""
+    """One row per cell: method, task, (x), metric, mean, std (dev), test mean and std where the table has
+    test values, seeds, folds, best, per-seed values (and ``test_seed_<s>``), the selected
+    hyper-parameters (JSON), config ids, and the quoted number with its source."""
     seeds = sorted({s for c in table.cells.values() for s in c.values})
+    test_seeds = sorted({s for c in table.cells.values() for s in c.test_values})
+    test_means = ["test_mean", "test_std"] if table.has_test else []
     header = ["method", "task", *([table.x_key] if table.x_key else []), "metric", "setting", "mean", "std",
-              "n_seeds", "n_folds", "best", *(f"seed_{s}" for s in seeds), "hyper_params", "config_ids",
-              "paper_value", "paper_source"]
+              *test_means, "n_seeds", "n_folds", "best", *(f"seed_{s}" for s in seeds),
+              *(f"test_seed_{s}" for s in test_seeds), "hyper_params", "config_ids", "paper_value", "paper_source"]
     rows = []
     for key in sorted(table.cells, key=lambda k: (table.methods.index(k[0]), task_order(k[1]), str(k[2]))):
         c = table.cells[key]
         setting = table.settings.get(c.task, "full")
         v = paper_value(c.method, c.task, c.metric, setting)
         rows.append([c.method, c.task, *([display_str(c.x)] if table.x_key else []), c.metric, setting,
-                     repr(c.mean), repr(c.std), c.n_seeds, c.n_folds, int(c.best),
-                     *(repr(c.values[s]) if s in c.values else "" for s in seeds),
+                     repr(c.mean), repr(c.std), *([repr(c.test_mean), repr(c.test_std)] if test_means else []),
+                     c.n_seeds, c.n_folds, int(c.best), *(repr(c.values[s]) if s in c.values else "" for s in seeds),
+                     *(repr(c.test_values[s]) if s in c.test_values else "" for s in test_seeds),
                      json.dumps({k: c.hyper[k] for k in sorted(c.hyper)}, default=str), ";".join(c.config_ids),
                      "" if v is None else v.value,
                      "" if v is None else f"{SOURCES[v.source].citation}; {SOURCES[v.source].url}"])

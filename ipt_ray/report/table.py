@@ -10,6 +10,8 @@ parent run). How a cell is made:
 3. Among the groups of one cell, which differ in the remaining params (learning rate, prompt length,
    ...: the hyper-parameters), the best seed mean wins (``mode``), as the paper selects on dev.
 4. The cell shows that group's mean ± sample std over seeds; the best cell of a task is bold.
+5. Where the protocol has a test split, the cell also carries the same group's test values (the seeds'
+   test metric at their dev-selected epochs, averaged over folds the same way); they never select.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class Cell:
     """One table cell (or plot point): the best hyper-parameter group of ``(method, task[, x])``.
 
     ``values``: per seed (mean over folds when cross-validated); ``n_folds``: 0 without folds;
-    ``hyper``: the params that were selected over, with the winning values.
+    ``hyper``: the params that were selected over, with the winning values. ``test_values`` /
+    ``test_mean`` / ``test_std``: the same on the test split (empty / NaN without one).
     """
 
     method: str
@@ -52,6 +55,9 @@ class Cell:
     config_ids: list[str]
     hyper: dict[str, Any]
     best: bool = False
+    test_values: dict[int, float] = field(default_factory=dict)
+    test_mean: float = math.nan
+    test_std: float = math.nan
 
     @property
     def n_seeds(self) -> int:
@@ -63,6 +69,7 @@ class PaperTable:
     """Cells keyed ``(method, task, x)`` (``x`` is None for tables), rows/columns in paper order.
 
     ``bases``: method label -> the label of the method its significance test compares it with.
+    ``protocols``: the ``task.protocol`` values of the configs (``paper`` where they did not set it).
     """
 
     cells: dict[CellKey, Cell]
@@ -78,9 +85,15 @@ class PaperTable:
     epoch: str = "last"
     notes: list[str] = field(default_factory=list)
     bases: dict[str, str] = field(default_factory=dict)
+    protocols: list[str] = field(default_factory=list)
 
     def cell(self, method: str, task: str, x: Any = None) -> Cell | None:
         return self.cells.get((method, task, x))
+
+    @property
+    def has_test(self) -> bool:
+        """Whether any cell has test values (its protocol had a test split): the tables show them."""
+        return any(c.test_values for c in self.cells.values())
 
     @property
     def compares(self) -> bool:
@@ -120,6 +133,7 @@ class _Groups:
     rows: dict[str, MethodRow] = field(default_factory=dict)  # config id -> row
     settings: dict[str, str] = field(default_factory=dict)  # task -> full / few-shot
     backbones: set[str] = field(default_factory=set)
+    protocols: set[str] = field(default_factory=set)
 
     def add(self, c: ConfigSummary, task: str, x_key: str | None, identity: set[str]) -> None:
         flat = expand_sections(c.params)
@@ -128,6 +142,7 @@ class _Groups:
         self.settings.setdefault(task, "full")
         if flat.get("backbone.name"):
             self.backbones.add(str(flat["backbone.name"]))
+        self.protocols.add(str(flat.get("task.protocol") or "paper"))
         if not c.eligible:
             return
         x = None
@@ -161,17 +176,23 @@ def _candidates(groups: _Groups, metrics: Mapping[str, str]) -> dict[CellKey, li
     for key, members in groups.members.items():
         label, task, x, _ = key
         folds = {expand_sections(c.params).get("task.cv_fold") for c in members}
-        per_seed: dict[int, list[float]] = {}
-        for c in members:
-            for s, v in c.values.items():
-                per_seed.setdefault(s, []).append(v)
-        values = {s: math.fsum(vs) / len(vs) for s, vs in sorted(per_seed.items())}
+        values, tests = _fold_means(c.values for c in members), _fold_means(c.test_values for c in members)
         mean, std = mean_std(list(values.values()))
+        test_mean, test_std = mean_std(list(tests.values()))
         candidates.setdefault((label, task, x), []).append(Cell(
             method=label, task=task, metric=metrics[task], x=x, mean=mean, std=std, values=values,
             n_folds=len([f for f in folds if f is not None]), config_ids=sorted(c.config_id for c in members),
-            hyper=groups.hyper[key]))
+            hyper=groups.hyper[key], test_values=tests, test_mean=test_mean, test_std=test_std))
     return candidates
+
+
+def _fold_means(per_config: Iterable[Mapping[int, float]]) -> dict[int, float]:
+    """Seed -> the mean of its values over the configs (folds) that have one."""
+    per_seed: dict[int, list[float]] = {}
+    for values in per_config:
+        for s, v in values.items():
+            per_seed.setdefault(s, []).append(v)
+    return {s: math.fsum(vs) / len(vs) for s, vs in sorted(per_seed.items())}
 
 
 def _select(candidates: dict[CellKey, list[Cell]], mode: Mode) -> tuple[dict[CellKey, Cell], set[str]]:
@@ -226,4 +247,5 @@ def build_table(summaries: Mapping[str, SweepSummary] | SweepSummary, task_metri
     return PaperTable(cells=cells, methods=methods, tasks=[t for t in tasks if any(k[1] == t for k in cells)],
                       metrics=metrics, mode=primary.mode, pct=pct, settings=groups.settings,
                       selected_over=sorted(selected), backbones=sorted(groups.backbones), x_key=x_key, epoch=epoch,
-                      bases={m: base for m in methods if (base := rows[m].base) is not None})
+                      bases={m: base for m in methods if (base := rows[m].base) is not None},
+                      protocols=sorted(groups.protocols))

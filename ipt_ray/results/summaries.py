@@ -5,6 +5,9 @@ inside the trial, so every config has one value per seed: the dev metric at its 
 (or at its best epoch: :func:`at_best_epoch`). A config is summarised by the mean and the sample standard
 deviation (ddof=1) over those values, and the best config is chosen on the mean, as the paper does.
 
+Where the protocol has a test split, each seed also carries its test metric at the same (dev-selected)
+epoch, summarised the same way; it is reported beside dev and never ranks anything.
+
 Inputs come from Tune (:func:`results_from_tune`, while the driver still holds the ``ResultGrid``;
 duck-typed, no Ray import) or from MLflow alone (``ipt_ray.tracking.results_from_mlflow``).
 """
@@ -35,9 +38,10 @@ _STATUS_RANK = {s: i for i, s in enumerate(STATUSES)}
 
 @dataclass(frozen=True)
 class SeedResult:
-    """One seed of one trial: the dev metric at the trial's last reported epoch.
+    """One seed of one trial: the dev metric at the trial's last reported epoch (or its dev-selected one).
 
-    ``value`` is NaN when the seed never reported; ``status`` is one of :data:`STATUSES`.
+    ``value`` is NaN when the seed never reported; ``status`` is one of :data:`STATUSES`. ``test``: the
+    test metric at the same epoch, NaN when the protocol has no test split (reported only).
     """
 
     config_id: str
@@ -46,11 +50,16 @@ class SeedResult:
     value: float
     params: dict[str, Any]
     status: str
+    test: float = math.nan
 
 
 @dataclass
 class ConfigSummary:
-    """One config over its seeds. ``mean``/``std`` are NaN when no seed has a value (e.g. it failed)."""
+    """One config over its seeds. ``mean``/``std`` are NaN when no seed has a value (e.g. it failed).
+
+    ``values``/``mean``/``std`` are dev (what ranks the configs); ``test_values``/``test_mean``/``test_std``
+    the test metric of the same seeds at the same epochs, empty / NaN without a test split.
+    """
 
     config_id: str
     trial_ids: list[str]
@@ -61,6 +70,9 @@ class ConfigSummary:
     n_seeds: int
     status: str
     best: bool = False
+    test_values: dict[int, float] = field(default_factory=dict)
+    test_mean: float = math.nan
+    test_std: float = math.nan
 
     @property
     def eligible(self) -> bool:
@@ -84,6 +96,16 @@ class SweepSummary:
     def seeds(self) -> list[int]:
         """Every seed any config has a value for, in order."""
         return sorted({s for c in self.configs for s in c.values})
+
+    @property
+    def has_test(self) -> bool:
+        """Whether any config has test values (its protocol had a test split)."""
+        return any(c.test_values for c in self.configs)
+
+    @property
+    def test_seeds(self) -> list[int]:
+        """Every seed any config has a test value for, in order."""
+        return sorted({s for c in self.configs for s in c.test_values})
 
 
 # ---------------------------------------------------------------- aggregation
@@ -111,16 +133,22 @@ def _rank_key(c: ConfigSummary, mode: Mode) -> tuple:
 
 
 def _summarise(cid: str, rows: list[SeedResult]) -> ConfigSummary:
-    """One config's seeds: the most successful trial's seed wins a duplicate; failed and non-finite dropped."""
+    """One config's seeds: the most successful trial's seed wins a duplicate; failed and non-finite dropped.
+    A seed's test value comes from the row its dev value came from (the same trial and epoch)."""
     rows = sorted(rows, key=lambda r: (_STATUS_RANK.get(r.status, len(STATUSES)), r.trial_id, r.seed))
     values: dict[int, float] = {}
+    tests: dict[int, float] = {}
     for r in rows:
         if r.status != "failed" and math.isfinite(r.value) and r.seed not in values:
             values[r.seed] = float(r.value)
-    values = dict(sorted(values.items()))
+            if math.isfinite(r.test):
+                tests[r.seed] = float(r.test)
+    values, tests = dict(sorted(values.items())), dict(sorted(tests.items()))
     mean, std = mean_std(list(values.values()))
+    test_mean, test_std = mean_std(list(tests.values()))
     return ConfigSummary(config_id=cid, trial_ids=sorted({r.trial_id for r in rows}), params=dict(rows[0].params),
-                         values=values, mean=mean, std=std, n_seeds=len(values), status=rows[0].status)
+                         values=values, mean=mean, std=std, n_seeds=len(values), status=rows[0].status,
+                         test_values=tests, test_mean=test_mean, test_std=test_std)
 
 
 def aggregate(results: Iterable[SeedResult], metric: str, mode: Mode = "max") -> SweepSummary:
@@ -146,11 +174,14 @@ def aggregate(results: Iterable[SeedResult], metric: str, mode: Mode = "max") ->
     return SweepSummary(metric=metric, mode=mode, configs=eligible + rest)
 
 
-def at_best_epoch(results: list[SeedResult], curves: list[dict[int, float]], mode: Mode) -> list[SeedResult]:
+def at_best_epoch(results: list[SeedResult], curves: list[dict[int, float]], mode: Mode,
+                  test_curves: list[dict[int, float]] | None = None) -> list[SeedResult]:
     """Each config's seeds read at the epoch with the best seed mean (ties: the earliest epoch).
 
-    ``curves[i]``: epoch -> finite value of ``results[i]``'s run. All seeds of a config are read at the
-    same epoch (early stopping on dev, as P-tuning v2 reports); a seed without that epoch gets NaN.
+    ``curves[i]``: epoch -> finite dev value of ``results[i]``'s run. All seeds of a config are read at
+    the same epoch (early stopping on dev, as P-tuning v2 reports); a seed without that epoch gets NaN.
+    ``test_curves[i]`` (optional, same form): the test values, read at that dev-chosen epoch (NaN where
+    missing); they never choose the epoch.
     """
     by_config: dict[str, list[int]] = {}
     for i, r in enumerate(results):
@@ -167,7 +198,8 @@ def at_best_epoch(results: list[SeedResult], curves: list[dict[int, float]], mod
             continue
         best_step = min(scored)[1]
         for i in members:
-            out[i] = replace(results[i], value=curves[i].get(best_step, math.nan))
+            test = test_curves[i].get(best_step, math.nan) if test_curves is not None else results[i].test
+            out[i] = replace(results[i], value=curves[i].get(best_step, math.nan), test=test)
     return out
 
 
@@ -177,6 +209,11 @@ def at_best_epoch(results: list[SeedResult], curves: list[dict[int, float]], mod
 def dev_key(metric: str) -> str:
     """``accuracy`` -> ``dev_accuracy`` (the trial reports dev metrics); an explicit ``dev_`` name stays."""
     return metric if metric.startswith("dev_") else f"dev_{metric}"
+
+
+def split_key(metric: str, split: str = "test") -> str:
+    """``accuracy`` (or ``dev_accuracy``) -> ``test_accuracy``: the same metric on another split."""
+    return f"{split}_{dev_key(metric)[len('dev_'):]}"
 
 
 def to_float(value: Any) -> float:
@@ -197,11 +234,11 @@ def results_from_tune(result_grid: Iterable[Any], metric: str, seeds: Sequence[i
     """Seed results from a ``ray.tune.ResultGrid`` (or anything yielding objects with ``metrics``,
     ``config``, ``error`` and optionally ``path``).
 
-    Reads ``dev_<metric>/seed_<s>`` from each trial's last result. Status: ``failed`` when the trial
-    has an error or never reported; else ``completed`` when its last epoch reached ``max_epochs``
-    (or ``max_epochs`` is None), ``early_stopped`` otherwise.
+    Reads ``dev_<metric>/seed_<s>`` (and ``test_<metric>/seed_<s>`` where reported) from each trial's
+    last result. Status: ``failed`` when the trial has an error or never reported; else ``completed``
+    when its last epoch reached ``max_epochs`` (or ``max_epochs`` is None), ``early_stopped`` otherwise.
     """
-    key = dev_key(metric)
+    key, test = dev_key(metric), split_key(metric)
     out: list[SeedResult] = []
     for res in result_grid:
         metrics = dict(getattr(res, "metrics", None) or {})
@@ -216,7 +253,8 @@ def results_from_tune(result_grid: Iterable[Any], metric: str, seeds: Sequence[i
         cid = config_id(config)
         params = flatten_params(config)
         for s in seeds:
-            out.append(SeedResult(cid, trial_id, int(s), to_float(metrics.get(f"{key}/seed_{s}")), params, status))
+            out.append(SeedResult(cid, trial_id, int(s), to_float(metrics.get(f"{key}/seed_{s}")), params, status,
+                                  test=to_float(metrics.get(f"{test}/seed_{s}"))))
     return out
 
 
@@ -229,14 +267,21 @@ def summary_to_json(summary: SweepSummary) -> dict[str, Any]:
     for c in summary.configs:
         d = dataclasses.asdict(c)
         d["values"] = {str(k): v for k, v in c.values.items()}
+        d["test_values"] = {str(k): v for k, v in c.test_values.items()}
         configs.append(d)
     return jsonable({"metric": summary.metric, "mode": summary.mode, "configs": configs})
 
 
 def summary_from_json(data: dict[str, Any]) -> SweepSummary:
-    configs = [ConfigSummary(**{**c, "values": {int(k): float(v) for k, v in c["values"].items()}})
-               for c in data["configs"]]
+    configs = [ConfigSummary(**{**c, "values": {int(k): float(v) for k, v in c["values"].items()},
+                                **_test_fields(c)}) for c in data["configs"]]
     return SweepSummary(metric=data["metric"], mode=data["mode"], configs=configs)
+
+
+def _test_fields(c: dict[str, Any]) -> dict[str, Any]:
+    """A JSON config's test fields (absent in journals written before there were any): NaN as null."""
+    return {"test_values": {int(k): float(v) for k, v in (c.get("test_values") or {}).items()},
+            "test_mean": to_float(c.get("test_mean", math.nan)), "test_std": to_float(c.get("test_std", math.nan))}
 
 
 def summary_record(summary: SweepSummary) -> dict[str, Any]:
@@ -247,6 +292,10 @@ def summary_record(summary: SweepSummary) -> dict[str, Any]:
     configs = [{"config_id": c.config_id, "trial_ids": c.trial_ids, "params": c.params,
                 "values": {str(s): v for s, v in c.values.items()}, "mean": finite(c.mean), "std": finite(c.std),
                 "n_seeds": c.n_seeds, "status": c.status, "best": c.best} for c in summary.configs]
+    if summary.has_test:  # which split each number is from: values/mean/std are dev
+        for row, c in zip(configs, summary.configs):
+            row.update(test_values={str(s): v for s, v in c.test_values.items()}, test_mean=finite(c.test_mean),
+                          test_std=finite(c.test_std))
     record = {"metric": summary.metric, "mode": summary.mode,
               "best": summary.best.config_id if summary.best else None, "configs": configs}
     return json.loads(json.dumps(record, default=str))

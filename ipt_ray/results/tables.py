@@ -74,12 +74,17 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[o
 
 
 def shows_percent(summary: SweepSummary) -> bool:
-    """Whether the summary's values are shown in percent (:func:`is_fraction` over all its values)."""
-    return is_fraction(summary.metric, (v for c in summary.configs for v in c.values.values()))
+    """Whether the summary's values are shown in percent (:func:`is_fraction` over all its dev and test values)."""
+    values = (v for c in summary.configs for v in [*c.values.values(), *c.test_values.values()])
+    return is_fraction(summary.metric, values)
 
 
 def _fmt_mean_std(c: ConfigSummary, pct: bool) -> str:
     return "-" if c.n_seeds == 0 else mean_std_text(c.mean, c.std, pct)
+
+
+def _fmt_test(c: ConfigSummary, pct: bool) -> str:
+    return "-" if not c.test_values else mean_std_text(c.test_mean, c.test_std, pct)
 
 
 def _param_columns(summary: SweepSummary) -> list[str]:
@@ -90,12 +95,17 @@ def _param_columns(summary: SweepSummary) -> list[str]:
 
 
 def _rows(summary: SweepSummary) -> tuple[list[str], list[list[str]]]:
-    """Header and text cells shared by the Markdown and the console tables."""
+    """Header and text cells shared by the Markdown and the console tables. With test values the value
+    columns say their split: ``dev <metric>`` (what ranks the configs) and ``test <metric>`` (at the same
+    epochs, reported only)."""
     pct = shows_percent(summary)
     keys = _param_columns(summary)
-    header = ["config", *keys, "seeds", f"{summary.metric} mean ± std" + (" (%)" if pct else ""), "status"]
+    unit = " mean ± std" + (" (%)" if pct else "")
+    test = summary.has_test
+    values = [f"dev {summary.metric}{unit}", f"test {summary.metric}{unit}"] if test else [f"{summary.metric}{unit}"]
+    header = ["config", *keys, "seeds", *values, "status"]
     rows = [[c.config_id, *(display_str(c.params.get(k, "")) for k in keys), str(c.n_seeds),
-             _fmt_mean_std(c, pct), c.status] for c in summary.configs]
+             _fmt_mean_std(c, pct), *([_fmt_test(c, pct)] if test else []), c.status] for c in summary.configs]
     return header, rows
 
 
@@ -116,17 +126,22 @@ def render_console(summary: SweepSummary) -> str:
 
 
 def to_csv(summary: SweepSummary, path: str | Path) -> Path:
-    """One row per config: id, best flag, status, n, ``<metric>_mean``/``_std``, params, ``seed_<s>``, trials.
+    """One row per config: id, best flag, status, n, ``<metric>_mean``/``_std`` (dev), params, ``seed_<s>``,
+    trials; with test values also ``test_<metric>_mean``/``_std`` and ``test_seed_<s>``.
 
     Floats are written in full precision (``repr``) so that :func:`read_csv` gives the same numbers.
     """
     keys = sorted({k for c in summary.configs for k in c.params})
-    seeds = summary.seeds
+    seeds, test_seeds = summary.seeds, summary.test_seeds if summary.has_test else []
     m = summary.metric
-    header = [*_FIXED_CSV, f"{m}_mean", f"{m}_std", *keys, *(f"seed_{s}" for s in seeds), "trial_ids"]
+    test_means = [f"test_{m}_mean", f"test_{m}_std"] if summary.has_test else []
+    header = [*_FIXED_CSV, f"{m}_mean", f"{m}_std", *test_means, *keys, *(f"seed_{s}" for s in seeds),
+              *(f"test_seed_{s}" for s in test_seeds), "trial_ids"]
     rows = ([c.config_id, int(c.best), c.status, c.n_seeds, repr(c.mean), repr(c.std),
+             *([repr(c.test_mean), repr(c.test_std)] if test_means else []),
              *(display_str(c.params[k]) if k in c.params else "" for k in keys),
              *(repr(c.values[s]) if s in c.values else "" for s in seeds),
+             *(repr(c.test_values[s]) if s in c.test_values else "" for s in test_seeds),
              ";".join(c.trial_ids)] for c in summary.configs)
     return write_csv(path, header, rows)
 
@@ -140,8 +155,11 @@ def read_csv(path: str | Path, mode: Mode = "max") -> SweepSummary:
     mean_col = next(c for c in columns if c.endswith("_mean") and c not in _FIXED_CSV)
     metric = mean_col[: -len("_mean")]
     std_col = f"{metric}_std"
+    test_cols = [c for c in (f"test_{metric}_mean", f"test_{metric}_std") if c in columns]
     seed_cols = [c for c in columns if c.startswith("seed_") and c[5:].isdigit()]
-    param_cols = [c for c in columns if c not in {*_FIXED_CSV, mean_col, std_col, "trial_ids", *seed_cols}]
+    test_seed_cols = [c for c in columns if c.startswith("test_seed_") and c[10:].isdigit()]
+    param_cols = [c for c in columns
+                  if c not in {*_FIXED_CSV, mean_col, std_col, *test_cols, "trial_ids", *seed_cols, *test_seed_cols}]
     configs = [ConfigSummary(
         config_id=r["config_id"],
         trial_ids=[t for t in r["trial_ids"].split(";") if t],
@@ -152,5 +170,8 @@ def read_csv(path: str | Path, mode: Mode = "max") -> SweepSummary:
         n_seeds=int(r["n_seeds"]),
         status=r["status"],
         best=r["best"] == "1",
+        test_values={int(c[10:]): float(r[c]) for c in test_seed_cols if r[c] != ""},
+        test_mean=float(r[test_cols[0]]) if test_cols else math.nan,
+        test_std=float(r[test_cols[1]]) if test_cols else math.nan,
     ) for r in rows]
     return SweepSummary(metric=metric, mode=mode, configs=configs)

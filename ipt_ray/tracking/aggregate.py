@@ -1,6 +1,8 @@
 """The sweep's aggregate run: mean and std per config over seeds, the best config, the results files.
 
-Metrics ``<config_id>/<metric>_mean|_std`` and ``best/<metric>_mean|_std`` are logged at step = the
+Metrics ``<config_id>/<metric>_mean|_std`` and ``best/<metric>_mean|_std`` (dev: what chose the best
+config) and, where the protocol has a test split, ``<config_id>/test_<metric>_mean|_std`` and
+``best/test_<metric>_mean|_std`` (the same seeds and epochs on test, reported only) are logged at step = the
 aggregation's version (1, 2, ... on re-aggregation after a resume), so the latest value is current. The
 best config's params go into tags ``best.<key>`` (tags, not params: MLflow params are immutable and the
 best config may change when a resumed sweep re-aggregates), with ``ipt.best_config_id``.
@@ -26,17 +28,23 @@ def aggregate_version(existing: Run | None) -> int:
 
 
 def aggregate_metrics(summary: SweepSummary, version: int) -> list[Metric]:
-    """Per-config and best-config mean/std at step ``version``."""
+    """Per-config and best-config mean/std (dev, and test where there is one) at step ``version``."""
     ts, m = now_ms(), summary.metric
     metrics: list[Metric] = []
     for c in summary.configs:
         if c.n_seeds:
             metrics += [Metric(f"{c.config_id}/{m}_mean", c.mean, ts, version),
                         Metric(f"{c.config_id}/{m}_std", c.std, ts, version)]
+        if c.test_values:
+            metrics += [Metric(f"{c.config_id}/test_{m}_mean", c.test_mean, ts, version),
+                        Metric(f"{c.config_id}/test_{m}_std", c.test_std, ts, version)]
     best = summary.best
     if best is not None:
         metrics += [Metric(f"best/{m}_mean", best.mean, ts, version), Metric(f"best/{m}_std", best.std, ts, version),
                     Metric("best/n_seeds", float(best.n_seeds), ts, version)]
+        if best.test_values:
+            metrics += [Metric(f"best/test_{m}_mean", best.test_mean, ts, version),
+                        Metric(f"best/test_{m}_std", best.test_std, ts, version)]
     return metrics
 
 

@@ -24,6 +24,7 @@ from ipt_ray.results import (
     at_best_epoch,
     dev_key,
     parse_param,
+    split_key,
     to_float,
 )
 from ipt_ray.tracking.client import TrackingError, quote, search_all, tag_filter
@@ -74,12 +75,13 @@ def results_from_mlflow(runs: Iterable[Any], metric: str, *, epoch: Epoch = "las
 
     ``epoch="last"`` (default): the value is ``run.data.metrics["dev_<metric>"]``, which MLflow keeps
     as the value at the largest step, i.e. the last epoch (the tracker never logs a step twice): no
-    metric-history calls needed.
+    metric-history calls needed. A run with ``test_<metric>`` gives its test value the same way.
 
     ``epoch="best"``: early stopping on dev, as P-tuning v2 reports. ``history(run_id, key)`` (e.g.
     ``MlflowClient.get_metric_history``) gives each run's per-epoch values; per config, the epoch with
-    the best seed mean (``mode``; the earliest on ties) is chosen, and every seed reports its value at
-    that epoch, so all seeds of a config are read at the same epoch.
+    the best dev seed mean (``mode``; the earliest on ties) is chosen, and every seed reports its value at
+    that epoch, so all seeds of a config are read at the same epoch. Test values are read at that
+    dev-chosen epoch (their history is fetched only for runs that logged ``test_<metric>``).
 
     Params come back as text and are parsed to int/float/bool where they look like one.
     """
@@ -87,22 +89,30 @@ def results_from_mlflow(runs: Iterable[Any], metric: str, *, epoch: Epoch = "las
         raise ValueError(f"epoch must be 'last' or 'best', not {epoch!r}")
     if epoch == "best" and history is None:
         raise ValueError("epoch 'best' needs history(run_id, key), e.g. MlflowClient.get_metric_history")
-    key = dev_key(metric)
+    key, test = dev_key(metric), split_key(metric)
     out: list[SeedResult] = []
     curves: list[dict[int, float]] = []
+    test_curves: list[dict[int, float]] = []
     for run in runs:
         tags = run.data.tags
         if "ipt.config_id" not in tags or "ipt.seed" not in tags:
             continue
-        out.append(_seed_result(run, key))
+        out.append(_seed_result(run, key, test))
         if history is not None and epoch == "best":
-            points = {int(m.step): to_float(m.value) for m in history(run.info.run_id, key)}
-            curves.append({s: v for s, v in points.items() if math.isfinite(v)})
-    return at_best_epoch(out, curves, mode) if epoch == "best" else out
+            curves.append(_curve(history, run.info.run_id, key))
+            test_curves.append(_curve(history, run.info.run_id, test) if test in run.data.metrics else {})
+    return at_best_epoch(out, curves, mode, test_curves) if epoch == "best" else out
 
 
-def _seed_result(run: Any, key: str) -> SeedResult:
-    """One child run as a seed result: its last ``key`` value, its params parsed back (without ``seed``)."""
+def _curve(history: Callable[[str, str], Iterable[Any]], run_id: str, key: str) -> dict[int, float]:
+    """Epoch -> finite value of ``key`` in one run's metric history."""
+    points = {int(m.step): to_float(m.value) for m in history(run_id, key)}
+    return {s: v for s, v in points.items() if math.isfinite(v)}
+
+
+def _seed_result(run: Any, key: str, test: str) -> SeedResult:
+    """One child run as a seed result: its last ``key`` (and ``test``) value, its params parsed back
+    (without ``seed``)."""
     tags = run.data.tags
     return SeedResult(
         config_id=tags["ipt.config_id"],
@@ -111,6 +121,7 @@ def _seed_result(run: Any, key: str) -> SeedResult:
         value=to_float(run.data.metrics.get(key)),
         params={k: parse_param(v) for k, v in run.data.params.items() if k != "seed"},
         status=tags.get("ipt.status", "running"),
+        test=to_float(run.data.metrics.get(test)),
     )
 
 

@@ -1,8 +1,9 @@
 """What a trial's Tune result carries into its seeds' MLflow runs.
 
-A result is flat: per-seed keys ``name/seed_<s>`` (``dev_accuracy/seed_0``), the epoch, metrics all seeds
-share (:data:`SHARED_METRICS`) and whatever Tune adds. Each seed's run gets its own keys (as ``name``)
-and the shared ones.
+A result is flat: per-seed keys ``name/seed_<s>`` (``dev_accuracy/seed_0``; ``test_accuracy/seed_0``
+where the protocol has a test split), the epoch, metrics all seeds share (:data:`SHARED_METRICS`) and
+whatever Tune adds. Each seed's run gets its own keys (as ``name``: ``dev_accuracy``, ``test_accuracy``,
+so the split is in every metric's name) and the shared ones.
 """
 
 from __future__ import annotations

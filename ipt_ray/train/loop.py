@@ -84,7 +84,8 @@ def open_run(loop_config: dict[str, Any]) -> LoopRun:
     return LoopRun(
         cfg=cfg, seeds=list(loop_config.get("seeds") or cfg.train.seeds), runtime=runtime, inputs=inputs,
         collator=collator, eval_batches=loader(inputs.rows["dev"], cfg.train.eval_batch_size, collator),
-        test_batches=loader(inputs.rows["test"], cfg.train.eval_batch_size, collator) if "test" in inputs.rows else None,
+        test_batches=(loader(inputs.rows["test"], cfg.train.eval_batch_size, collator)
+                      if "test" in inputs.rows else None),
         batched=cfg.train.execution == "batched" or (cfg.train.execution == "auto" and runtime.on_gpu),
         autocast=runtime.on_gpu and cfg.train.precision in ("auto", "bf16"),
         metric=f"dev_{loop_config.get('metric', 'accuracy')}",

@@ -90,3 +90,69 @@ def test_load_splits_applies_the_task_protocol() -> None:
     assert set(few) == {"train", "dev", "test"} and len(few["test"]) == 56
     assert len(few["train"]) + len(few["dev"]) == 24 and len(few["dev"]) == 6
     assert not set(few["train"]["idx"]) & set(few["dev"]["idx"])
+
+
+# ---------------------------------------------------------------- task.protocol: dev for selection, test reported
+
+
+def test_paper_protocol_is_the_default_and_unchanged() -> None:
+    assert TaskConfig(name="cb").protocol == "paper" and TaskConfig(name="cb").heldout_fraction == 0.1
+    cb = T.load_task("cb")
+    _, splits = T.load_splits(TaskConfig(name="cb"))
+    assert set(splits) == {"train", "dev"}  # no test split: the paper reports its validation numbers
+    assert splits["train"]["idx"] == cb["train"]["idx"] and splits["dev"]["idx"] == cb["validation"]["idx"]
+
+
+def test_heldout_protocol_carves_a_stratified_seeded_disjoint_dev_from_train() -> None:
+    cb = T.load_task("cb")
+    _, splits = T.load_splits(TaskConfig(name="cb", protocol="heldout", data_seed=3))
+    assert set(splits) == {"train", "dev", "test"}
+    train, dev = set(splits["train"]["idx"]), set(splits["dev"]["idx"])
+    assert not train & dev and train | dev == set(cb["train"]["idx"])  # disjoint, covering train
+    assert splits["test"]["idx"] == cb["validation"]["idx"]  # the original validation set, reported only
+    # round(0.1 * n) of every class (CB train: 115 entailment, 119 contradiction, 16 neutral)
+    assert label_counts(splits["dev"]) == {"contradiction": 12, "entailment": 12, "neutral": 2}
+    assert splits["dev"]["idx"] == sorted(splits["dev"]["idx"])  # original order kept
+    again = T.load_splits(TaskConfig(name="cb", protocol="heldout", data_seed=3))[1]
+    other = T.load_splits(TaskConfig(name="cb", protocol="heldout", data_seed=4))[1]
+    assert again["dev"]["idx"] == splits["dev"]["idx"] and other["dev"]["idx"] != splits["dev"]["idx"]
+    quarter = T.load_splits(TaskConfig(name="cb", protocol="heldout", heldout_fraction=0.25))[1]
+    assert len(quarter["dev"]) == 29 + 30 + 4
+    # subsampling caps train after the carve, dev and test alike
+    small = T.load_splits(TaskConfig(name="cb", protocol="heldout", max_train_samples=40, max_eval_samples=20))[1]
+    assert (len(small["train"]), len(small["dev"]), len(small["test"])) == (40, 20, 20)
+    assert not set(small["train"]["idx"]) & set(small["dev"]["idx"])
+
+
+def test_few_shot_keeps_its_own_splits_under_either_protocol() -> None:
+    paper = T.load_splits(TaskConfig(name="cb", few_shot_k=8, data_seed=1))[1]
+    heldout = T.load_splits(TaskConfig(name="cb", few_shot_k=8, data_seed=1, protocol="heldout"))[1]
+    for part in ("train", "dev", "test"):
+        assert heldout[part]["idx"] == paper[part]["idx"]
+    assert paper["test"]["idx"] == T.load_task("cb")["validation"]["idx"]
+
+
+def _toy(**splits: list[int]) -> datasets.DatasetDict:
+    """A DatasetDict as a user dataset may give it: ``idx`` (100 * split number + row) and ``label`` per split."""
+    return datasets.DatasetDict({
+        name: datasets.Dataset.from_dict({"idx": [100 * k + i for i in range(len(labels))], "label": labels})
+        for k, (name, labels) in enumerate(splits.items())})
+
+
+def test_a_datasets_own_test_split_is_the_test_set() -> None:
+    labels = [0] * 20 + [1] * 10
+    full = _toy(train=labels, validation=[0, 1] * 5, test=[1, 0] * 4)
+    paper = T.protocol_splits(full, TaskConfig(name="cb"))
+    assert paper["dev"]["idx"] == full["validation"]["idx"] and paper["test"]["idx"] == full["test"]["idx"]
+    assert paper["train"]["idx"] == full["train"]["idx"]
+    heldout = T.protocol_splits(full, TaskConfig(name="cb", protocol="heldout"))
+    assert heldout["test"]["idx"] == full["test"]["idx"] and len(heldout["dev"]) == 2 + 1  # 10% of each class
+    assert not set(heldout["train"]["idx"]) & set(heldout["dev"]["idx"])
+    # no validation split: dev is carved from train whatever the protocol; the test split stays the test set
+    no_validation = T.protocol_splits(_toy(train=labels, test=[1, 0] * 4), TaskConfig(name="cb"))
+    assert len(no_validation["dev"]) == 3 and len(no_validation["train"]) == 27 and len(no_validation["test"]) == 8
+    # train only: a carved dev and no test
+    assert set(T.protocol_splits(_toy(train=labels), TaskConfig(name="cb"))) == {"train", "dev"}
+    # few-shot: K per class from train, the dataset's test split as test
+    few = T.protocol_splits(full, TaskConfig(name="cb", few_shot_k=2))
+    assert len(few["train"]) == len(few["dev"]) == 4 and few["test"]["idx"] == full["test"]["idx"]

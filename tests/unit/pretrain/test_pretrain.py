@@ -17,7 +17,7 @@ from ipt_ray.data import stratified_split as heldout_split
 from ipt_ray.model import build_adapter, build_context, count_trainable
 from ipt_ray.pretrain import save_prompt_table
 from ipt_ray.prompts.base import first_content_tokens
-from ipt_ray.prompts.instance import TABLE_FORMAT
+from ipt_ray.prompts import TABLE_FORMAT
 
 
 @pytest.fixture(scope="module")

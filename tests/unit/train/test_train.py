@@ -99,6 +99,34 @@ def test_every_epoch_reports_mean_std_and_per_seed(tiny_bert, tmp_path):
     assert checkpoint and metrics["trainable_params"] > 0
 
 
+def test_a_test_split_is_scored_every_epoch_and_selection_reads_dev(tiny_bert, tmp_path):
+    reports = []
+    cfg = tiny_config(tiny_bert).with_overrides({"task.protocol": "heldout", "train.epochs": 3})
+    result = run_local(cfg, run_dir=tmp_path / "r", seeds=[0, 1], report_fn=lambda m, c: reports.append(m))
+    assert [m["epoch"] for m in reports] == [1, 2, 3]
+    for m in reports:  # test beside dev, per seed and as the seed mean
+        for split in ("dev", "test"):
+            assert {f"{split}_accuracy/seed_0", f"{split}_accuracy/seed_1", f"{split}_accuracy_mean",
+                    f"{split}_accuracy_std", f"{split}_loss_mean"} <= set(m)
+    # the best epoch is the one with the best dev mean (the first of equals), whatever test says
+    dev = [m["dev_accuracy_mean"] for m in reports]
+    best = dev.index(max(dev))
+    assert result["best_epoch"] == best + 1 and result["best_dev_accuracy_mean"] == max(dev)
+    assert result["test_accuracy_mean_at_best_epoch"] == reports[best]["test_accuracy_mean"]
+    assert result["test_accuracy_std_at_best_epoch"] == reports[best]["test_accuracy_std"]
+    # the reported test accuracy is the saved adapter's accuracy on the test split (the last epoch's)
+    _, adapter, backbone, _ = load_adapter(tmp_path / "r" / "seed_1")
+    spec, splits = load_splits(cfg.task)
+    test = encode(splits["test"], spec, backbone.tokenizer, cfg.task.max_length, template=False)
+    assert float((predict(adapter, backbone, test) == test["label"]).mean()) == pytest.approx(
+        result["test_accuracy/seed_1"], abs=1e-9)
+
+
+def test_without_a_test_split_nothing_test_is_reported(tiny_bert, tmp_path):
+    result = run_local(tiny_config(tiny_bert).with_overrides({"train.epochs": 1}), run_dir=tmp_path / "r")
+    assert not [k for k in result if k.startswith("test_")] and result["best_epoch"] == 1
+
+
 @pytest.mark.slow
 def test_random_ipt_learns_sst2_on_minilm(tmp_path):
     """Random IPT on 1,000 SST-2 sentences beats the majority class by at least 10 points.

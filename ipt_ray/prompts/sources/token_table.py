@@ -1,17 +1,15 @@
-"""Instance-wise prompt sources (IPT, Jiang et al. 2022): the prompt depends on the input itself."""
+"""Random / Pretrained IPT (Jiang et al. 2022): the prompt is the prompt-table rows of the input's first k tokens."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ipt_ray.backbone import PROMPT_TABLE, check_identity, load_artefact
 from ipt_ray.batches import PromptedBatch
 from ipt_ray.prompts.base import BuildContext, PromptSource, first_content_tokens, register_source
-from ipt_ray.prompts.task import _init_rows
 
 TABLE_FORMAT = PROMPT_TABLE.format
 
@@ -114,98 +112,3 @@ class PretrainedTokenTablePrompt(TokenTablePrompt):
 
     ``method.table_init`` names the checkpoint; without one it starts from the backbone's word embeddings.
     """
-
-
-class _TextCNN(nn.Module):
-    """Kernels 3/4/5 over the rows, max-pooled over valid windows only: ``[B, m, d] -> [B, 3c]``."""
-
-    kernels = (3, 4, 5)
-
-    def __init__(self, dim: int, channels: int):
-        super().__init__()
-        self.convs = nn.ModuleList(nn.Conv1d(dim, channels, k) for k in self.kernels)
-        self.out_dim = channels * len(self.kernels)
-
-    def forward(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        width = max(rows.shape[1], max(self.kernels))
-        x = F.pad(rows * mask.unsqueeze(-1), (0, 0, 0, width - rows.shape[1])).transpose(1, 2)
-        lengths = mask.sum(1)
-        pooled = []
-        for kernel, conv in zip(self.kernels, self.convs):
-            y = F.relu(conv(x))  # [B, c, width - kernel + 1]
-            valid = torch.arange(y.shape[2], device=y.device).unsqueeze(0) < (lengths - kernel + 1).clamp(min=1).unsqueeze(1)
-            pooled.append(y.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(dim=2))
-        return torch.cat(pooled, dim=1)
-
-
-class _LSTM(nn.Module):
-    """A bidirectional LSTM over the valid rows; final states of both directions: ``[B, 2h]``."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
-        self.out_dim = 2 * hidden
-
-    def forward(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        lengths = mask.sum(1).clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(rows, lengths, batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(packed)
-        return torch.cat([h[-2], h[-1]], dim=1)
-
-
-class _PooledMLP(nn.Module):
-    """Masked mean of the rows, then two hidden layers (the third is the shared output layer)."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
-        self.out_dim = hidden
-
-    def forward(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        m = mask.unsqueeze(-1).to(rows.dtype)
-        return self.net((rows * m).sum(1) / m.sum(1).clamp(min=1.0))
-
-
-TextCNN = _TextCNN  # the public name (category pretraining trains one)
-
-ENCODERS: dict[str, type[nn.Module]] = {"cnn": _TextCNN, "rnn": _LSTM, "mlp": _PooledMLP}
-
-
-@register_source("encoder_ipt")
-class EncoderPrompt(PromptSource):
-    """Encoder IPT: frozen table rows of the first ``max(1, ceil(r * n))`` content tokens -> encoder -> k prompts.
-
-    ``forward(batch) -> (P [B, k, d], mask [B, k] of ones)``. ``n`` is the instance's content-token
-    count and ``r`` is ``seq_util_rate``. Only the encoder trains; the table is a non-persistent
-    buffer rebuilt from ``table_init`` at load time.
-    """
-
-    def __init__(self, k: int, table: torch.Tensor, encoder: str, hidden: int, seq_util_rate: float, init: torch.Tensor):
-        super().__init__()
-        self.length, self.rate = k, seq_util_rate
-        self.register_buffer("table", table, persistent=False)
-        dim = table.shape[1]
-        self.encoder = ENCODERS[encoder](dim, hidden)
-        self.project = nn.Linear(self.encoder.out_dim, k * dim)
-        with torch.no_grad():  # start near Prompt Tuning's init: word-embedding rows, small input weights
-            self.project.bias.copy_(init.reshape(-1))
-            self.project.weight.mul_(0.1)
-
-    @classmethod
-    def build(cls, ctx: BuildContext) -> EncoderPrompt:
-        m = ctx.method
-        table = initial_table(ctx, m.table_init or cls.spec.default_table_init)
-        init = _init_rows(ctx, m.prompt_length, m.prompt_init)
-        return cls(m.prompt_length, table, m.encoder, m.encoder_hidden, m.seq_util_rate, init)
-
-    def read_lengths(self, content_mask: torch.Tensor) -> torch.Tensor:
-        n = content_mask.sum(1).float()
-        return torch.clamp(torch.ceil(n * self.rate - 1e-6), min=1).long()
-
-    def forward(self, batch: PromptedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, mask = first_content_tokens(batch.input_ids, batch.content_mask, self.read_lengths(batch.content_mask))
-        rows = F.embedding(ids, self.table)
-        features = self.encoder(rows, mask)
-        prompts = self.project(features).view(batch.size, self.length, -1)
-        return prompts, batch.input_ids.new_ones(batch.size, self.length)
-

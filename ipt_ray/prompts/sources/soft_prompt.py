@@ -12,7 +12,7 @@ from ipt_ray.batches import PromptedBatch
 from ipt_ray.prompts.base import BuildContext, PromptSource, register_source
 
 
-def _init_rows(ctx: BuildContext, k: int, how: str) -> torch.Tensor:
+def initial_prompt_rows(ctx: BuildContext, k: int, how: str) -> torch.Tensor:
     """Prompt Tuning's init: rows of real word embeddings ('vocab') or noise of the same scale."""
     emb = ctx.word_embeddings
     std = float(emb.std()) if emb is not None else 0.02
@@ -35,7 +35,7 @@ class SoftPrompt(PromptSource):
 
     @classmethod
     def build(cls, ctx: BuildContext) -> SoftPrompt:
-        return cls(_init_rows(ctx, ctx.method.prompt_length, ctx.method.prompt_init))
+        return cls(initial_prompt_rows(ctx, ctx.method.prompt_length, ctx.method.prompt_init))
 
     def forward(self, batch: PromptedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         b = batch.size
@@ -94,7 +94,7 @@ class StructuredPrompt(PromptSource):
     @classmethod
     def build(cls, ctx: BuildContext) -> StructuredPrompt:
         m = ctx.method
-        init = _init_rows(ctx, m.prompt_length, m.prompt_init)
+        init = initial_prompt_rows(ctx, m.prompt_length, m.prompt_init)
         return cls(m.prompt_length, ctx.hidden_size, m.task_embedding_dim, m.hypernetwork, m.hypernetwork_rank,
                    m.hypernetwork_hidden, init)
 
