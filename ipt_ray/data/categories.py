@@ -19,7 +19,7 @@ import yaml
 # The package's readers, looked up when called: this module is part of the package, which may import
 # it before or after them.
 from ipt_ray import data as readers
-from ipt_ray.config import PretrainConfig, PretrainSource
+from ipt_ray.config import DATASET_SPLITS, PretrainConfig, PretrainSource
 
 __all__ = [
     "PACKAGED_MANIFEST", "VENDORED_KNOWLEDGE_CAT", "WIKIPEDIA_CATEGORIES", "CATEGORY_DESCRIPTIONS", "PretrainError",
@@ -122,10 +122,12 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
 
 def _manifest_entry(path: Path, key: str, entry: Any, categories: list[str]) -> dict[str, Any]:
     """One ``datasets.<key>`` of the manifest, its labels mapped to category names."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("labels"), dict):
-        raise PretrainError(f"{path}: datasets.{key} needs a 'labels' mapping")
+    mapping = entry.get("labels", entry.get("files")) if isinstance(entry, dict) else None
+    if not isinstance(mapping, dict):
+        raise PretrainError(f"{path}: datasets.{key} needs a 'labels' mapping (or, kind dataset, 'files': "
+                            "file name -> category)")
     labels: dict[str, str] = {}
-    for label, value in entry["labels"].items():
+    for label, value in mapping.items():
         name = value.get("category") if isinstance(value, dict) else value
         if name not in categories:
             raise PretrainError(f"{path}: datasets.{key}.labels.{label}: {name!r} is not one of the categories "
@@ -180,7 +182,19 @@ def load_source(source: PretrainSource, base_dir: Path | None = None) -> tuple[l
             texts += ds["text"]
             labels += ds["label_name"]
         return texts, labels
+    if source.kind == "dataset":
+        return _dataset_texts(source)
     return _task_texts(source, base_dir)
+
+
+def _dataset_texts(source: PretrainSource) -> tuple[list[str], list[str]]:
+    """Described files (``dataset``; paths made absolute with the YAML): labels, or each row's file name."""
+    assert source.dataset is not None
+    given = [s for s in DATASET_SPLITS if getattr(source.dataset, s) is not None]
+    if source.split != "all" and source.split not in given:
+        raise PretrainError(f"dataset source {source.name!r}: split {source.split!r} is not given (has: "
+                            f"{', '.join(given)})")
+    return readers.dataset_texts(source.dataset, given if source.split == "all" else [source.split])
 
 
 def _knowledge_cat_texts(source: PretrainSource, base_dir: Path | None) -> tuple[list[str], list[str]]:

@@ -11,6 +11,7 @@ that ``task.dataset.labels`` do not cover, a dev/test label train lacks) and ret
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import datasets
@@ -20,7 +21,8 @@ from ipt_ray.data.errors import DataError
 from ipt_ray.data.files import Part, read_parts
 from ipt_ray.data.specs import TaskSpec, get_task
 
-__all__ = ["CUSTOM_METRICS", "custom_task", "custom_spec", "default_template", "task_spec", "task_metrics"]
+__all__ = ["CUSTOM_METRICS", "custom_task", "custom_spec", "default_template", "task_spec", "task_metrics",
+           "dataset_texts"]
 
 #: What a described task reports (and a sweep may optimise, besides ``loss``).
 CUSTOM_METRICS: tuple[str, ...] = ("accuracy",)
@@ -81,6 +83,24 @@ def task_metrics(task: TaskConfig) -> tuple[str, ...]:
     return CUSTOM_METRICS if task.dataset is not None else get_task(task.name).metrics
 
 
+def dataset_texts(cfg: DatasetConfig, splits: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(texts, labels)`` of a pretraining source: text fields joined; the label column's values as text, or
+    without ``label_field`` each row's file name (the manifest gives a category per file)."""
+    texts: list[str] = []
+    labels: list[str] = []
+    for name in splits:
+        for part in read_parts(cfg, name):
+            _check_columns(cfg, part)
+            columns = [part.rows[f] for f in cfg.text_fields]
+            texts += [" ".join(str(v).strip() for v in values if v is not None) for values in zip(*columns)]
+            if cfg.label_field is None:
+                labels += [Path(part.where).name] * len(part.rows)
+            else:
+                labels += [_label(v, None, cfg.label_field, part.where, i + 1)
+                           for i, v in enumerate(part.rows[cfg.label_field])]
+    return texts, [str(v) for v in labels]
+
+
 def _dataset(task: TaskConfig) -> DatasetConfig:
     if task.dataset is None:
         raise ValueError(f"task {task.name!r} has no task.dataset")
@@ -101,7 +121,7 @@ def _read_split(cfg: DatasetConfig, name: str) -> _Split:
 def _check_columns(cfg: DatasetConfig, part: Part) -> None:
     present = part.rows.column_names
     for role, column in [*(("text_fields", f) for f in cfg.text_fields), ("label_field", cfg.label_field)]:
-        if column not in present:
+        if column is not None and column not in present:
             raise DataError(part.where, f"no column {column!r} (task.dataset.{role}); its columns: "
                                         f"{', '.join(present)}", field=column)
 

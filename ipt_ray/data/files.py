@@ -96,7 +96,7 @@ def _read_file(cfg: DatasetConfig, path: Path) -> Part:
     builder, options = _BUILDERS[cfg.format]
     if builder == "csv":
         # Every named column as text ('007' stays '007'; 'NA' and 'null' are words): only an empty cell is missing.
-        columns = [*cfg.text_fields, cfg.label_field]
+        columns = [c for c in (*cfg.text_fields, cfg.label_field) if c is not None]
         options = {**options, "converters": {c: str for c in columns}, "keep_default_na": False, "na_values": [""]}
     try:
         rows = datasets.load_dataset(builder, data_files=[str(path)], split="train", **options)

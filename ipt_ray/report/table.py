@@ -54,10 +54,10 @@ class Cell:
     n_folds: int
     config_ids: list[str]
     hyper: dict[str, Any]
-    best: bool = False
     test_values: dict[int, float] = field(default_factory=dict)
     test_mean: float = math.nan
     test_std: float = math.nan
+    best: bool = False
 
     @property
     def n_seeds(self) -> int:

@@ -26,8 +26,9 @@ def test_plugin_strategy_trains_sweeps_and_reports_against_its_base(tmp_path, ti
     # a sweep in Ray trials (other processes: the plugin is loaded there from the config)
     assert main(["sweep", str(path)]) == 0
     capsys.readouterr()
+    sweep = next((tmp_path / "runs" / "sweeps").glob("plugin-sweep-*")).name
     out = tmp_path / "report"
-    assert main(["report", "plugin", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+    assert main(["report", sweep, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
                  "--experiment", "plugin", "--paper", "--out", str(out)]) == 0
     paper = (out / "paper.md").read_text()
     assert "| Scaled PT |" in paper and "| Prompt Tuning |" in paper

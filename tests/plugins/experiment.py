@@ -17,7 +17,7 @@ def plugin_yaml(tmp_path: Path, backbone: Path, **method) -> Path:
         "method": {"strategy": "scaled_prompt", "prompt_length": 4, "prompt_scale": 0.5, **method},
         "train": {"epochs": 1, "batch_size": 8, "seeds": [0, 1], "output_dir": str(tmp_path / "runs"),
                   "progress": False},
-        "sweep": {"num_samples": 2, "searcher": "grid", "max_concurrent_trials": 1, "search_space": {
+        "sweep": {"name": "plugin-sweep", "num_samples": 2, "searcher": "grid", "max_concurrent_trials": 1, "search_space": {
             "method.strategy": {"type": "choice", "values": ["prompt_tuning", "scaled_prompt"]}}},
         "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "plugin"},
         "cluster": {"num_workers": 0},

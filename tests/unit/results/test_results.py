@@ -240,3 +240,102 @@ def test_with_context_adds_what_the_parent_run_knows():
     other = SweepContext("t", "t", params={"task": "cb"})
     both = combine_results([(ctx, raw), (other, raw)])
     assert len({r.config_id for r in both}) == 2 and len(aggregate(both, "accuracy").configs) == 2
+
+
+# ---------------------------------------------------------------- test values: reported beside dev, never ranked
+
+
+def with_test(cid: str, dev, test, **kw) -> list[SeedResult]:
+    from dataclasses import replace
+
+    return [replace(r, test=t) for r, t in zip(seeds(cid, dev, **kw), test)]
+
+
+def test_test_values_are_summarised_but_never_rank():
+    # "lucky" has the better test mean, "dev" the better dev mean: dev wins, test is only carried along
+    summary = aggregate(with_test("dev", [0.8, 0.9], [0.5, 0.6]) + with_test("lucky", [0.7, 0.8], [0.9, 1.0])
+                        + seeds("none", [0.1, 0.2]), "accuracy")
+    assert [c.config_id for c in summary.configs] == ["dev", "lucky", "none"] and summary.best.config_id == "dev"
+    best = summary.best
+    assert best.test_values == {0: 0.5, 1: 0.6} and best.test_mean == pytest.approx(0.55)
+    assert best.test_std == pytest.approx(0.1 / 2**0.5)
+    none = by_id(summary)["none"]
+    assert none.test_values == {} and math.isnan(none.test_mean) and summary.has_test and summary.test_seeds == [0, 1]
+    # the same ranking as without any test values
+    plain = aggregate(seeds("dev", [0.8, 0.9]) + seeds("lucky", [0.7, 0.8]) + seeds("none", [0.1, 0.2]), "accuracy")
+    assert [c.config_id for c in plain.configs] == [c.config_id for c in summary.configs] and not plain.has_test
+
+
+def test_a_seeds_test_value_comes_from_the_row_its_dev_value_came_from():
+    results = (with_test("c", [0.5, 0.5], [0.99, 0.99], status="failed", trial="t1")
+               + with_test("c", [0.8, 0.9], [0.6, 0.7], trial="t2"))
+    c = aggregate(results, "accuracy").configs[0]
+    assert c.values == {0: 0.8, 1: 0.9} and c.test_values == {0: 0.6, 1: 0.7}
+    # a seed without a dev value has no test value either
+    c = aggregate(with_test("d", [math.nan, 0.7], [0.9, 0.8], status="early_stopped"), "accuracy").configs[0]
+    assert c.values == {1: 0.7} and c.test_values == {1: 0.8}
+
+
+def test_at_best_epoch_reads_test_at_the_epoch_dev_chose():
+    from ipt_ray.results import at_best_epoch
+
+    results = seeds("a", [math.nan, math.nan])
+    dev = [{1: 0.5, 2: 0.8, 3: 0.6}, {1: 0.7, 2: 0.6, 3: 0.65}]  # seed means 0.6, 0.7, 0.625: epoch 2
+    test = [{1: 0.9, 2: 0.4, 3: 0.95}, {1: 0.9, 2: 0.5}]  # test peaks elsewhere
+    out = at_best_epoch(results, dev, "max", test)
+    assert [(r.value, r.test) for r in out] == [(0.8, 0.4), (0.6, 0.5)]
+    partial = at_best_epoch(results, dev, "max", [{}, {2: 0.5}])  # a seed without test at that epoch: NaN
+    assert math.isnan(partial[0].test) and partial[1].test == 0.5
+
+
+def test_results_from_tune_reads_test_beside_dev():
+    cfg = {"train.lr": 0.01}
+    metrics = {"epoch": 2, "trial_id": "a", "dev_accuracy/seed_0": 0.8, "test_accuracy/seed_0": 0.7,
+               "dev_accuracy/seed_1": 0.9}
+    grid = [SimpleNamespace(metrics=metrics, config=cfg, error=None, path="/r/a")]
+    r0, r1 = results_from_tune(grid, "accuracy", seeds=[0, 1], max_epochs=2)
+    assert (r0.value, r0.test) == (0.8, 0.7) and r1.value == 0.9 and math.isnan(r1.test)
+
+
+def sample_summary_with_test():
+    p = lambda k: {"method.prompt_length": k, "train.lr": 0.01}  # noqa: E731
+    return aggregate(with_test("aaaa1111", [0.80, 0.82, 0.84], [0.70, 0.72, 0.74], params=p(8))
+                     + with_test("bbbb2222", [0.70, 0.75, 0.80], [0.90, 0.90, 0.90], params=p(16))
+                     + seeds("cccc3333", [math.nan] * 3, status="failed", params=p(32)), "accuracy", "max")
+
+
+def test_tables_name_the_split_of_each_column_when_there_is_a_test_split(tmp_path):
+    summary = sample_summary_with_test()
+    lines = to_markdown(summary).splitlines()
+    assert lines[0] == ("| config | method.prompt_length | seeds | dev accuracy mean ± std (%) "
+                        "| test accuracy mean ± std (%) | status |")
+    assert lines[2] == "| **★ aaaa1111** | **8** | **3** | **82.0 ± 2.0** | **72.0 ± 2.0** | **completed** |"
+    assert lines[3] == "| bbbb2222 | 16 | 3 | 75.0 ± 5.0 | 90.0 ± 0.0 | completed |"
+    assert lines[4] == "| cccc3333 | 32 | 0 | - | - | failed |"
+    console = render_console(summary).splitlines()
+    assert "dev accuracy" in console[0] and "test accuracy" in console[0] and "72.0 ± 2.0" in console[2]
+    path = to_csv(summary, tmp_path / "results.csv")
+    with path.open() as f:
+        header = next(csv.reader(f))
+    assert header == ["config_id", "best", "status", "n_seeds", "accuracy_mean", "accuracy_std", "test_accuracy_mean",
+                      "test_accuracy_std", "method.prompt_length", "train.lr", "seed_0", "seed_1", "seed_2",
+                      "test_seed_0", "test_seed_1", "test_seed_2", "trial_ids"]
+    back = read_csv(path)
+    assert back.configs[:2] == summary.configs[:2] and back.best.config_id == "aaaa1111"
+    assert back.configs[2].test_values == {} and math.isnan(back.configs[2].test_mean)
+
+
+def test_summary_json_keeps_test_values_and_reads_older_summaries():
+    from ipt_ray.results import summary_from_json, summary_record, summary_to_json
+
+    summary = sample_summary_with_test()
+    back = summary_from_json(summary_to_json(summary))
+    assert back.configs[:2] == summary.configs[:2] and back.configs[2].test_values == {}
+    record = summary_record(summary)["configs"]
+    assert record[0]["test_values"] == {"0": 0.7, "1": 0.72, "2": 0.74} and record[2]["test_mean"] is None
+    older = summary_to_json(sample_summary())
+    for c in older["configs"]:
+        for key in ("test_values", "test_mean", "test_std"):
+            c.pop(key)
+    assert summary_from_json(older).configs[0].test_values == {}
+    assert "test_values" not in summary_record(sample_summary())["configs"][0]  # dev-only: as before

@@ -80,6 +80,28 @@ def test_results_from_mlflow_best_epoch_by_seed_mean():
         results_from_mlflow(runs, "accuracy", epoch="first")
 
 
+def test_results_from_mlflow_best_epoch_reads_test_at_the_dev_epoch():
+    dev = {"a0": [0.5, 0.8, 0.6], "a1": [0.7, 0.6, 0.65]}  # dev seed means: epoch 2
+    test = {"a0": [0.9, 0.4, 0.95], "a1": [0.9, 0.5, 0.99]}  # test would pick epoch 3
+    runs = [_fake_run("a0", "a", 0, 0.6), _fake_run("a1", "a", 1, 0.65)]
+    for run in runs:
+        run.data.metrics["test_accuracy"] = test[run.info.run_id][-1]
+    calls = []
+
+    def history(run_id, key):
+        calls.append((run_id, key))
+        curve = (dev if key == "dev_accuracy" else test)[run_id]
+        return [SimpleNamespace(step=i + 1, value=v) for i, v in enumerate(curve)]
+
+    last = {r.seed: (r.value, r.test) for r in results_from_mlflow(runs, "accuracy")}
+    assert last == {0: (0.6, 0.95), 1: (0.65, 0.99)}
+    best = {r.seed: (r.value, r.test) for r in results_from_mlflow(runs, "accuracy", epoch="best", history=history)}
+    assert best == {0: (0.8, 0.4), 1: (0.6, 0.5)}
+    assert set(calls) == {(r, k) for r in dev for k in ("dev_accuracy", "test_accuracy")}
+    summary = aggregate(results_from_mlflow(runs, "accuracy", epoch="best", history=history), "accuracy")
+    assert summary.best.test_values == {0: 0.4, 1: 0.5}
+
+
 class _FakeClient:
     def __init__(self, yaml_text=None, aggregate=True):
         self.yaml_text, self.aggregate, self.logged = yaml_text, aggregate, []

@@ -625,3 +625,38 @@ def test_a_resumed_sweep_replays_the_journal_before_anything_else(uri, tmp_path)
     for t in (0, 1):
         resumed.end_trial(f"t{t}", "completed")
     assert_exact_sweep(uri)
+
+
+# ---------------------------------------------------------------- a test split: named metrics, read at dev's epoch
+
+
+def test_test_metrics_land_beside_dev_and_are_read_back_at_the_dev_selected_epoch(uri, tmp_path):
+    tracker = new_tracker(uri)
+    p = trial_params(0)
+    dev, test = {1: 0.6, 2: 0.8, 3: 0.7}, {1: 0.9, 2: 0.65, 3: 0.75}  # test peaks where dev does not
+    for epoch in (1, 2, 3):
+        result = {"epoch": epoch, **{f"dev_accuracy/seed_{s}": dev[epoch] for s in SEEDS},
+                  **{f"test_accuracy/seed_{s}": test[epoch] for s in SEEDS}}
+        tracker.log_result("t0", config_id(p), p, result, SEEDS, "random_ipt")
+    client = MlflowClient(uri)
+    run = runs_of(uri, "trial")[0]
+    assert {"dev_accuracy", "test_accuracy"} <= set(run.data.metrics)  # the split is in the name
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [0.9, 0.65, 0.75]
+    last = results_from_mlflow(runs_of(uri, "trial"), "accuracy")
+    assert {(r.value, r.test) for r in last} == {(0.7, 0.75)}
+    best = results_from_mlflow(runs_of(uri, "trial"), "accuracy", epoch="best", history=client.get_metric_history)
+    assert {(r.value, r.test) for r in best} == {(0.8, 0.65)}  # epoch 2, chosen on dev
+    summary = report.aggregate(best, "accuracy")
+    tracker.log_aggregate(summary, report.write_artifacts(summary, tmp_path / "a"))
+    m = runs_of(uri, "aggregate")[0].data.metrics
+    assert m["best/accuracy_mean"] == pytest.approx(0.8) and m["best/test_accuracy_mean"] == pytest.approx(0.65)
+    assert m[f"{config_id(p)}/test_accuracy_mean"] == pytest.approx(0.65) and m["best/test_accuracy_std"] == 0.0
+    assert "test accuracy mean ± std (%)" in (tmp_path / "a" / "results.md").read_text(encoding="utf-8")
+
+
+def test_a_dev_only_aggregate_logs_no_test_metrics(uri, tmp_path):
+    tracker = new_tracker(uri)
+    log_trials(tracker, trials=(0,), epochs=(1,))
+    summary = report.aggregate(results_from_mlflow(runs_of(uri, "trial"), "accuracy"), "accuracy")
+    tracker.log_aggregate(summary, report.write_artifacts(summary, tmp_path / "a"))
+    assert not [k for k in runs_of(uri, "aggregate")[0].data.metrics if "test_" in k]

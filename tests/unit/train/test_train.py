@@ -122,6 +122,22 @@ def test_a_test_split_is_scored_every_epoch_and_selection_reads_dev(tiny_bert, t
         result["test_accuracy/seed_1"], abs=1e-9)
 
 
+def test_final_report_reads_test_at_the_dev_best_epoch_never_the_test_best():
+    from types import SimpleNamespace
+
+    from ipt_ray.train import final_report
+
+    def epoch(n, dev, test):
+        return {"epoch": n, "epoch_time_s": 1.0, "per_seed": {0: {"dev_accuracy": dev, "test_accuracy": test}}}
+
+    # dev peaks at epoch 2 (tied by epoch 4: the first counts), test at epoch 3
+    history = [epoch(1, 0.5, 0.5), epoch(2, 0.8, 0.6), epoch(3, 0.7, 0.9), epoch(4, 0.8, 0.7)]
+    run = SimpleNamespace(seeds=[0], params={}, metric="dev_accuracy", history=history, started=0.0, run_dir="r")
+    final = final_report(run)
+    assert final["best_epoch"] == 2 and final["best_dev_accuracy_mean"] == 0.8
+    assert final["test_accuracy_mean_at_best_epoch"] == 0.6 and final["test_accuracy_mean"] == 0.7  # the last
+
+
 def test_without_a_test_split_nothing_test_is_reported(tiny_bert, tmp_path):
     result = run_local(tiny_config(tiny_bert).with_overrides({"train.epochs": 1}), run_dir=tmp_path / "r")
     assert not [k for k in result if k.startswith("test_")] and result["best_epoch"] == 1
