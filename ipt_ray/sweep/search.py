@@ -30,7 +30,7 @@ def make_searcher(cfg: ExperimentConfig, target: str, max_epochs: int):
             self._completed_trials.add(trial_id)
 
     sampler = optuna.samplers.TPESampler(seed=cfg.sweep.searcher_seed)
-    return SeedMeanOptunaSearch(sampler=sampler, metric=target, mode=cfg.sweep.mode, seed=cfg.sweep.searcher_seed)
+    return SeedMeanOptunaSearch(sampler=sampler, metric=target, mode=cfg.sweep.mode)  # the sampler holds the seed
 
 
 def make_scheduler(cfg: ExperimentConfig, max_epochs: int):
