@@ -106,6 +106,24 @@ def accuracy_figures(data: list[dict[str, Any]]) -> list[Figure]:
                    f"{100 * row['dev_accuracy_last']:.1f}") for row in data]
 
 
+def serve_figures(data: dict[str, Any]) -> list[Figure]:
+    from bench.serve import per_added_adapter  # the benchmark's own arithmetic, one place
+
+    rss_each, file_each = per_added_adapter(data["memory"])
+    trimmed_each, _ = per_added_adapter(data["memory"], "rss_trimmed_mb")
+    single, mixed = data["throughput"]["single"], data["throughput"]["mixed"]
+    ratio = mixed["requests_per_s"] / single["requests_per_s"]
+    out = [Figure("serve", f"RSS per adapter beyond the first (1 -> {data['memory'][-1]['n']} adapters)",
+                  f"{rss_each:.2f} MiB", f"<= {1.1 * file_each:.2f} MiB (file + 10%)", rss_each <= 1.1 * file_each),
+           Figure("serve", "the same after malloc_trim (glibc's retained free memory given back)",
+                  f"{trimmed_each:.2f} MiB", f"<= {1.1 * file_each:.2f} MiB", trimmed_each <= 1.1 * file_each),
+           Figure("serve", f"mixed / single-adapter throughput ({data['batch']} requests / batch)", f"{ratio:.2f}",
+                  ">= 0.90", ratio >= 0.9)]
+    for name, s in (("single", single), ("mixed", mixed)):
+        out.append(Figure("serve", f"{name}-adapter batch latency p50 / p99", f"{s['p50_ms']:.0f} / {s['p99_ms']:.0f} ms"))
+    return out
+
+
 @dataclass
 class Benchmark:
     module: str
@@ -125,6 +143,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "overhead": Benchmark("overhead", ["--trials", "10"], ["--trials", "5"], overhead_figures),
     "search_efficiency": Benchmark("search_efficiency", [], [], search_efficiency_figures),
     "accuracy": Benchmark("accuracy", [], [], accuracy_figures),
+    "serve": Benchmark("serve", [], ["--batches", "10"], serve_figures),
 }
 
 

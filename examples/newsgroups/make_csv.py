@@ -18,7 +18,7 @@ from pathlib import Path
 
 GROUPS = {"rec.sport.hockey": "sports", "sci.space": "space", "comp.graphics": "computers",
           "talk.politics.mideast": "politics"}
-PER_GROUP = {"train": 60, "dev": 30, "test": 60}
+PER_GROUP = {"train": 40, "dev": 20, "test": 40}
 BODY_CHARS = 600
 HERE = Path(__file__).resolve().parent
 

@@ -35,20 +35,26 @@ def _fill_template(spec: Any, row: dict[str, Any], tokenizer: Any, max_length: i
     return text  # truncation below then cuts the end; the head reports a missing mask loudly
 
 
+def tokenize_records(records: Sequence[dict[str, Any]], spec: Any, tokenizer: Any, max_length: int,
+                     template: bool) -> dict[str, Any]:
+    """The :data:`COLUMNS` of ``records`` (text field -> text), as :func:`encode` tokenises them."""
+    if template:
+        texts = [_fill_template(spec, r, tokenizer, max_length) for r in records]
+        enc = tokenizer(texts, truncation=True, max_length=max_length, return_special_tokens_mask=True)
+    else:
+        a, b = zip(*(_pair(spec, r) for r in records))
+        enc = tokenizer(list(a), None if b[0] is None else list(b), truncation=True, max_length=max_length,
+                        return_special_tokens_mask=True)
+    return {k: enc[k] for k in COLUMNS if k in enc}
+
+
 def encode(dataset: Any, spec: Any, tokenizer: Any, max_length: int, template: bool) -> Any:
     """Tokenise a ``datasets.Dataset``; keeps ``label`` (and ``group`` where present)."""
 
     def tokenize(rows: dict[str, list[Any]]) -> dict[str, Any]:
         n = len(rows["label"])
         records = [{f: rows[f][i] for f in spec.text_fields} for i in range(n)]
-        if template:
-            texts = [_fill_template(spec, r, tokenizer, max_length) for r in records]
-            enc = tokenizer(texts, truncation=True, max_length=max_length, return_special_tokens_mask=True)
-        else:
-            a, b = zip(*(_pair(spec, r) for r in records))
-            enc = tokenizer(list(a), None if b[0] is None else list(b), truncation=True, max_length=max_length,
-                            return_special_tokens_mask=True)
-        return {k: enc[k] for k in COLUMNS if k in enc}
+        return tokenize_records(records, spec, tokenizer, max_length, template)
 
     datasets.disable_progress_bars()  # the training loop draws its own progress
     keep = {"label", "group"}

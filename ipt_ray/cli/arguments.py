@@ -76,3 +76,31 @@ def add_interpret(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-rows", type=int, default=300, help="texts drawn for --project (default 300)")
     p.add_argument("--data-dir", help="data folder for --project (default: vendored copy / hub)")
     p.add_argument("--split", default="validation", help="task split for --project (default validation)")
+
+
+def add_predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="an adapter folder (runs/<name>/seed_<s>, or a folder of seeds), an MLflow run id "
+                                 "(a child run's adapter, an aggregate run's model) or models:/NAME/VERSION")
+    p.add_argument("--input", required=True, help="csv or jsonl with the task's text columns")
+    p.add_argument("--output", required=True, help="csv: the input's columns, label, prob_<label>, seed_<s>_*")
+    p.add_argument("--text-fields", help="the input's columns that hold the task's text fields, in the task's "
+                                         "order, comma-separated (default: the task's own names)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="average the probabilities of every seed of the adapter's config")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--tracking-uri", help="for MLflow models and runs (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("adapters", nargs="+", metavar="[NAME=]SOURCE",
+                   help="adapter folder, MLflow run id or models:/NAME/VERSION; every one over the same backbone")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--ensemble", action="store_true", help="a seed's folder or run brings its config's other seeds")
+    p.add_argument("--max-batch-size", type=int, default=32, help="requests batched into one backbone pass")
+    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits to fill (default 5)")
+    p.add_argument("--max-texts", type=int, default=64, help="texts per request (default 64)")
+    p.add_argument("--max-chars", type=int, default=5000, help="characters per text (default 5000)")
+    p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs of the deployment's replica (torch threads)")
+    p.add_argument("--tracking-uri", help="for MLflow models and runs (default: MLFLOW_TRACKING_URI or ./mlflow.db)")

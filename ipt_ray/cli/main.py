@@ -1,4 +1,4 @@
-"""``ipt-ray``: validate | train | sweep | report | validate-cluster | pretrain | interpret.
+"""``ipt-ray``: validate | train | sweep | report | validate-cluster | pretrain | interpret | predict | serve.
 
 The parser is built from :data:`COMMANDS`; each command's work is the ``run(args)`` of its own module
 under ``ipt_ray.cli``, imported only when that command runs.
@@ -40,6 +40,10 @@ COMMANDS: dict[str, Command] = {
                                     "checkpoint for method.table_init (Pretrained / Encoder IPT)", arguments.add_pretrain),
     "interpret": Command("interpret", "nearest vocabulary tokens of an instance's prompts; 2-D projection plot",
                          arguments.add_interpret),
+    "predict": Command("predict", "adapters (folder, MLflow run, models:/NAME/VERSION) on a csv/jsonl -> csv",
+                       arguments.add_predict),
+    "serve": Command("serve", "Ray Serve: one frozen backbone, many adapters, POST /predict on 127.0.0.1",
+                     arguments.add_serve),
 }
 
 # Expected problems (bad config or data, wrong backbone): a message, not a traceback. A command module adds

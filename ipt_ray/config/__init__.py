@@ -41,8 +41,8 @@ from ipt_ray.config.strategies import (
 
 __all__ = [
     "TRIAL_SLOT", "ConfigError", "StrictSection", "TaskName", "section_fields", "set_dotted", "ConfigLike",
-    "BUILTIN_TASKS", "DATASET_FORMATS", "DATASET_SPLITS", "DatasetConfig", "template_fields",
-    "absolute_dataset_files", "absolute_paths", "as_config", "load_config", "parse_overrides", "parse_value", "path_fields", "validate_config",
+    "BUILTIN_TASKS", "DATASET_FORMATS", "DATASET_SPLITS", "DatasetConfig", "template_fields", "absolute_dataset_files",
+    "absolute_paths", "as_config", "load_config", "parse_overrides", "parse_value", "path_fields", "validate_config",
     "MethodConfig", "method_defaults", "method_fields", "load_plugin", "load_plugins", "PRETRAIN_SPLITS",
     "PretrainConfig", "PretrainSource", "BackboneConfig", "ClusterConfig", "ExperimentConfig", "ParamSpace",
     "SweepConfig", "TaskConfig", "TrackingConfig", "TrainConfig", "FileOption", "StrategyOptions", "StrategySpec",

@@ -103,6 +103,14 @@ class DatasetConfig(StrictSection):
             raise ValueError("give a file, a glob or a non-empty list of them")
         return v
 
+    @field_validator("labels", "label_words", mode="before")
+    @classmethod
+    def _no_yaml_booleans(cls, v: Any) -> Any:
+        if isinstance(v, list) and any(isinstance(x, bool) for x in v):
+            raise ValueError(f"{v} holds booleans: YAML reads yes/no, true/false and on/off so; quote them "
+                             "(e.g. ['yes', 'no'])")
+        return v
+
     @field_validator("labels")
     @classmethod
     def _distinct_labels(cls, v: list[Label] | None) -> list[Label] | None:

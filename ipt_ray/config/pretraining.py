@@ -23,13 +23,13 @@ class PretrainSource(StrictSection):
     kind: Literal["knowledge_cat", "20newsgroups", "task", "dataset"]
     name: str | None = Field(None, description="manifest entry; default the kind (kind 'task': the task name; "
                                                "kind 'dataset': required)")
-    dataset: DatasetConfig | None = Field(None, description="kind 'dataset': your files, described as task.dataset "
-                                                            "(without label_field each file's category is the "
-                                                            "manifest's for that file)")
     data_dir: str | None = Field(None, description="the user's copy; knowledge_cat defaults to the vendored files")
     split: str = Field("all", description="knowledge_cat: all|train|dev|test; 20newsgroups: all|train|test; "
                                           "task: all|train|validation; dataset: all|train|validation|test")
     max_rows: int | None = Field(None, ge=1, description="random subset of at most this many rows")
+    dataset: DatasetConfig | None = Field(None, description="kind 'dataset': your files, described as task.dataset "
+                                                            "(without label_field each file's category is the "
+                                                            "manifest's for that file)")
 
     @model_validator(mode="before")
     @classmethod

@@ -154,6 +154,9 @@ class SweepConfig(StrictSection):
 class TrackingConfig(StrictSection):
     uri: str | None = Field(None, description="MLflow tracking URI; default MLFLOW_TRACKING_URI or a local store")
     experiment: str = "ipt-ray"
+    register_model: str | None = Field(
+        None, min_length=1, description="register the sweep's best config (its seeds' adapters, a pyfunc model) "
+                                        "as a version of this MLflow registered model")
 
 
 class ClusterConfig(StrictSection):

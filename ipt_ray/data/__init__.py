@@ -6,7 +6,8 @@ from ipt_ray.data.readers import iter_jsonl
 from ipt_ray.data.formats import Columns
 from ipt_ray.data.loading import PACKAGE_DATA, load_split, load_task, vendored_dir
 from ipt_ray.data.files import Part, hub_split, read_parts
-from ipt_ray.data.custom import CUSTOM_METRICS, custom_spec, custom_task, default_template, task_metrics, task_spec
+from ipt_ray.data.custom import (CUSTOM_METRICS, custom_spec, custom_task, dataset_texts, default_template,
+                                 task_metrics, task_spec)
 from ipt_ray.data.protocol import (carve_dev, cv_folds, few_shot_split, load_splits, protocol_splits, stratified_split,
                                    subsample)
 from ipt_ray.data.metrics import compute_metrics
@@ -22,7 +23,7 @@ __all__ = [
     "iter_jsonl", "Columns",
     "PACKAGE_DATA", "vendored_dir", "load_split", "load_task",
     "Part", "hub_split", "read_parts",
-    "CUSTOM_METRICS", "custom_spec", "custom_task", "default_template", "task_metrics", "task_spec",
+    "CUSTOM_METRICS", "custom_spec", "custom_task", "dataset_texts", "default_template", "task_metrics", "task_spec",
     "few_shot_split", "cv_folds", "subsample", "stratified_split", "carve_dev", "protocol_splits", "load_splits",
     "compute_metrics",
     "NEWSGROUPS_LABELS", "KNOWLEDGE_CAT_LABELS", "load_20newsgroups", "load_knowledge_cat",

@@ -122,8 +122,10 @@ def _check_columns(cfg: DatasetConfig, part: Part) -> None:
     present = part.rows.column_names
     for role, column in [*(("text_fields", f) for f in cfg.text_fields), ("label_field", cfg.label_field)]:
         if column is not None and column not in present:
+            joined = len(present) == 1 and any(sep in present[0] for sep in ",\t;|")
+            hint = f" (one column: is task.dataset.format {cfg.format!r} right?)" if joined else ""
             raise DataError(part.where, f"no column {column!r} (task.dataset.{role}); its columns: "
-                                        f"{', '.join(present)}", field=column)
+                                        f"{', '.join(present)}{hint}", field=column)
 
 
 def _add_part(cfg: DatasetConfig, part: Part, split: _Split) -> None:
@@ -172,14 +174,14 @@ def _label(value: Any, names: Sequence[str] | None, field: str, where: str, row:
 
 def _check_label_types(splits: dict[str, _Split]) -> None:
     """All labels of all splits are strings, or all integers (JSON can mix them; CSV cells are text)."""
-    first: dict[type, tuple[str, str, int]] = {}
-    for name, split in splits.items():
-        for value, (where, row) in zip(split.labels, split.origin):
-            first.setdefault(type(value), (name, where, row))
+    first: dict[type, tuple[str, int]] = {}
+    for split in splits.values():
+        for value, origin in zip(split.labels, split.origin):
+            first.setdefault(type(value), origin)
     if len(first) > 1:
-        shown = "; ".join(f"{kind.__name__} first in {where} row {row}" for kind, (_, where, row) in first.items())
-        raise DataError(next(iter(first.values()))[1], f"labels of mixed types ({shown}); make them all strings "
-                                                       "or all integers")
+        shown = ", ".join(f"{kind.__name__} first in {where} row {row}" for kind, (where, row) in first.items())
+        raise DataError("task.dataset.label_field", f"labels of mixed types ({shown}); make them all strings or "
+                                                    "all integers")
 
 
 def _label_names(cfg: DatasetConfig, splits: dict[str, _Split]) -> list[str]:

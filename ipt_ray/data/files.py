@@ -98,10 +98,14 @@ def _read_file(cfg: DatasetConfig, path: Path) -> Part:
         # Every named column as text ('007' stays '007'; 'NA' and 'null' are words): only an empty cell is missing.
         columns = [c for c in (*cfg.text_fields, cfg.label_field) if c is not None]
         options = {**options, "converters": {c: str for c in columns}, "keep_default_na": False, "na_values": [""]}
+    verbosity = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its "Failed to read file" log: the error says it
     try:
         rows = datasets.load_dataset(builder, data_files=[str(path)], split="train", **options)
     except Exception as err:  # noqa: BLE001 - pandas, pyarrow and datasets each raise their own types
         raise _unreadable(cfg.format, path, where, err) from err
+    finally:
+        datasets.logging.set_verbosity(verbosity)
     if len(rows) == 0:
         raise DataError(where, "file has no rows (a header alone?)")
     return Part(where, rows)
@@ -128,8 +132,7 @@ def _unreadable(fmt: str, path: Path, where: str, err: Exception) -> DataError:
     chain = _causes(err)
     names = {type(e).__name__ for e in chain}
     if "UnicodeDecodeError" in names:
-        cause = next(e for e in chain if isinstance(e, UnicodeDecodeError))
-        return DataError(where, f"not valid UTF-8 ({cause.reason} at byte {cause.start}); save it as UTF-8")
+        return _bad_utf8_line(path, where)
     if fmt in ("json", "jsonl"):
         located = _bad_json_line(fmt, path, where)
         if located is not None:
@@ -139,6 +142,18 @@ def _unreadable(fmt: str, path: Path, where: str, err: Exception) -> DataError:
     root = chain[-1]
     kind = {"csv": "CSV", "tsv": "TSV", "json": "JSON", "jsonl": "JSON Lines", "parquet": "Parquet"}[fmt]
     return DataError(where, f"not a valid {kind} file ({type(root).__name__}: {str(root).strip()})")
+
+
+def _bad_utf8_line(path: Path, where: str) -> DataError:
+    """The first line that is not UTF-8 (the reader's own position is within its buffer, not the file)."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return DataError(where, f"not valid UTF-8 ({err.reason}, byte {raw[err.start]:#04x}); save the file "
+                                        "as UTF-8", line=lineno)
+    return DataError(where, "not valid UTF-8; save the file as UTF-8")
 
 
 def _bad_json_line(fmt: str, path: Path, where: str) -> DataError | None:

@@ -22,11 +22,13 @@ def check_one_token_each(tokenizer: Any, words: Sequence[str], task: TaskConfig,
     """Each word is one token of ``tokenizer`` mid-sentence (the MLM predicts one token at the mask)."""
     assert task.dataset is not None
     given = task.dataset.label_words is not None
+    source = "task.dataset.label_words" if given else "the labels (task.dataset.label_words defaults to them)"
+    fix = "the verbalizer head reads one token per label: give task.dataset.label_words, one single-token word per label"
     for word in words:
         pieces = tokenizer.tokenize(" " + word) or tokenizer.tokenize(word)
         if len(pieces) != 1:
-            source = "task.dataset.label_words" if given else "the label (task.dataset.label_words defaults to " \
-                                                              "the label strings)"
             raise ConfigError(f"label word {word!r} of {source} is {len(pieces)} tokens for backbone {backbone!r} "
-                              f"({' '.join(pieces) or 'none'}); the verbalizer head reads one token per label: "
-                              "give task.dataset.label_words, one single-token word per label")
+                              f"({' '.join(pieces) or 'none'}); {fix}")
+        if pieces[0] == getattr(tokenizer, "unk_token", None):
+            raise ConfigError(f"label word {word!r} of {source} is not in the vocabulary of backbone {backbone!r} "
+                              f"(it reads as {pieces[0]}); {fix}")

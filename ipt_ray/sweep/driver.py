@@ -122,7 +122,8 @@ def start_tracker(plan: SweepPlan, config_text: str | None) -> SweepTracker:
 def tracking_callback(plan: SweepPlan, tracker: SweepTracker) -> MlflowTrackingCallback:
     cfg = plan.cfg
     return MlflowTrackingCallback(tracker, seeds=plan.seeds, metric=cfg.sweep.metric, max_epochs=cfg.train.epochs,
-                                  config_id=config_id, default_strategy=cfg.method.strategy, resuming=plan.resuming)
+                                  config_id=config_id, default_strategy=cfg.method.strategy, resuming=plan.resuming,
+                                  adapters_dir=plan.sweep_dir / "adapters")  # where ipt_trial saves them
 
 
 def make_tuner(plan: SweepPlan, callbacks: list[Any], out) -> tuple[Any, Any]:
@@ -190,6 +191,7 @@ def finish_sweep(plan: SweepPlan, grid_result: Any, tracker: SweepTracker, searc
     summary = aggregate(results, cfg.sweep.metric, cfg.sweep.mode)
     artifacts = write_artifacts(summary, plan.sweep_dir / "report")
     tracker.log_aggregate(summary, artifacts)
+    tracker.log_best_model(summary, cfg.tracking.register_model)  # the best config's seeds as one pyfunc model
     states = optuna_states(searcher)
     if states:
         tracker.tag_parent({f"ipt.optuna.{state.lower()}": str(n) for state, n in states.items()})

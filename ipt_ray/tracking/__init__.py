@@ -20,6 +20,9 @@ from ipt_ray.tracking.client import (
     tag_filter,
 )
 from ipt_ray.tracking.journal import JOURNAL_FILE, JOURNAL_VERSION, RETRY_INTERVAL_S, Journal, read_journal
+from ipt_ray.tracking.models import (ADAPTER_ARTIFACT, ADAPTER_TAG, MODEL_KEY_TAG, ModelLogging, adapter_digest,
+                                     register_version)
+from ipt_ray.tracking.pyfunc import MODEL_ARTIFACT, AdapterEnsembleModel, output_frame, predict_frame, save_model_folder
 from ipt_ray.tracking.readback import (
     SWEEP_FILE,
     find_sweep_dir,
@@ -38,6 +41,8 @@ __all__ = [
     "HTTP_DEFAULTS", "TrackingError", "check_reachable", "get_or_create_experiment", "http_defaults", "is_outage",
     "log_metrics", "log_params", "mlflow_params", "open_experiment", "search_all", "tag_filter",
     "JOURNAL_FILE", "JOURNAL_VERSION", "RETRY_INTERVAL_S", "Journal", "read_journal",
+    "ADAPTER_ARTIFACT", "ADAPTER_TAG", "MODEL_KEY_TAG", "ModelLogging", "adapter_digest", "register_version",
+    "MODEL_ARTIFACT", "AdapterEnsembleModel", "output_frame", "predict_frame", "save_model_folder",
     "SWEEP_FILE", "find_sweep_dir", "find_sweep_runs", "log_report_artifacts", "results_from_mlflow",
     "sweep_context_from_mlflow",
     "sync_sweep",

@@ -7,6 +7,7 @@ can track without pulling in Ray): import it as ``ipt_ray.tracking.callback``.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ray.tune import Callback
@@ -19,13 +20,16 @@ class MlflowTrackingCallback(Callback):
     """Forward Tune's trial events to a :class:`SweepTracker` on the driver.
 
     ``max_epochs`` tells a trial that ran to the end (``completed``) from one a scheduler stopped
-    (``early_stopped``). ``metric`` is the sweep's metric, kept for callers that read it back.
+    (``early_stopped``). ``metric`` is the sweep's metric, kept for callers that read it back. With
+    ``adapters_dir``, a completed trial's seed adapters (``<adapters_dir>/<trial_id>/seed_<s>``, where the
+    trial saved them) are uploaded into its child runs.
     """
 
     def __init__(self, tracker: SweepTracker, seeds: Sequence[int], metric: str, max_epochs: int,
                  config_id: Callable[[dict[str, Any]], str] = config_id, default_strategy: str = "",
-                 resuming: bool = False) -> None:
+                 resuming: bool = False, adapters_dir: str | Path | None = None) -> None:
         self.tracker = tracker
+        self.adapters_dir = Path(adapters_dir) if adapters_dir is not None else None
         self.resuming = resuming
         self.seeds = list(seeds)
         self.metric = metric
@@ -60,6 +64,9 @@ class MlflowTrackingCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         last = getattr(trial, "last_result", None) or {}
         epoch = result_epoch(last)
+        if self.adapters_dir is not None:
+            folders = {s: self.adapters_dir / trial.trial_id / f"seed_{s}" for s in self.seeds}
+            self.tracker.log_adapters(trial.trial_id, {s: f for s, f in folders.items() if f.is_dir()})
         self.tracker.end_trial(trial.trial_id, "completed" if epoch >= self.max_epochs else "early_stopped")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

@@ -15,8 +15,8 @@ skipped, the aggregate keyed), so it may be interrupted and run again.
 Run layout (tags)::
 
     parent     ipt.kind=parent, ipt.sweep_id, ipt.code_version; artifacts experiment.yaml, search_space.json
-      child    ipt.kind=trial, ipt.trial_id, ipt.config_id, ipt.seed, ipt.strategy, ipt.status, ipt.last_epoch
-      aggregate ipt.kind=aggregate; <config_id>/<metric>_mean|_std, best/<metric>_mean|_std, results.*
+      child    ipt.kind=trial, ipt.trial_id, ipt.config_id, ipt.seed, ipt.strategy, ipt.status, ipt.last_epoch; adapter/
+      aggregate ipt.kind=aggregate; <config_id>/<metric>_mean|_std, best/<metric>_mean|_std, results.*, model/
 """
 
 from __future__ import annotations
@@ -48,15 +48,15 @@ from ipt_ray.tracking.client import (
     tag_filter,
 )
 from ipt_ray.tracking.journal import RETRY_INTERVAL_S, Journal, read_journal, rewrite_journal
+from ipt_ray.tracking.models import MODEL_OPS, ModelLogging
 from ipt_ray.tracking.trial_metrics import per_seed_metrics, shared_metrics, slim_result
 
 log = logging.getLogger(__name__)
 
-#: Trial end states and the MLflow run status each maps to.
-TRIAL_END_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "failed": "FAILED"}
+TRIAL_END_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "failed": "FAILED"}  #: -> MLflow status
 
 
-class SweepTracker:
+class SweepTracker(ModelLogging):
     """The MLflow runs of one sweep, found again by tags so that a resumed sweep reuses them.
 
     All calls are synchronous. State kept in memory (run ids, last logged epoch per run) is a cache of
@@ -394,5 +394,7 @@ class SweepTracker:
             self._tag_parent_now(a["tags"])
         elif op == "finish":
             self._finish_now(a["status"])
+        elif op in MODEL_OPS:
+            self.replay_model_write(op, a)
         else:
             raise TrackingError(f"{self.journal}: unknown journal record {op!r} (written by a newer ipt-ray?)")

@@ -9,6 +9,8 @@ from ipt_ray.train.evaluation import epoch_metrics, epoch_report, evaluate, merg
 from ipt_ray.train.checkpoints import (CHECKPOINT_FILE, PROGRESS_FILE, discard_reported_checkpoint,  # noqa: F401
                                        load_trainer_state, restore_trainer_state, save_epoch_checkpoint,
                                        save_trainer_state)
+from ipt_ray.train.inference import (LoadedAdapter, encode_records, ensemble_probabilities,  # noqa: F401
+                                     load_adapters, probabilities)
 from ipt_ray.train.loop import (LoopRun, final_report, injected_fault, open_run, resume, run_epoch,  # noqa: F401
                                 run_local, score, seed_groups, train_epoch, train_loop_per_worker, train_seed_group)
 
@@ -19,6 +21,7 @@ __all__ = [
     'epoch_metrics', 'epoch_report', 'evaluate', 'merge_epoch', 'predict', 'summarise',
     'CHECKPOINT_FILE', 'PROGRESS_FILE', 'discard_reported_checkpoint', 'load_trainer_state', 'restore_trainer_state',
     'save_epoch_checkpoint', 'save_trainer_state',
+    'LoadedAdapter', 'encode_records', 'ensemble_probabilities', 'load_adapters', 'probabilities',
     'LoopRun', 'final_report', 'injected_fault', 'open_run', 'resume', 'run_epoch', 'run_local', 'score', 'seed_groups',
     'train_epoch', 'train_loop_per_worker', 'train_seed_group',
 ]

@@ -143,3 +143,24 @@ def test_token_auth_rejects_clients_without_the_token_and_ships_the_working_dir(
     header = json.dumps({"Authorization": f"Bearer {head.token}"})
     listed = ray_job(head, "list", "--headers", header, with_token=False, timeout=60)
     assert listed.returncode == 0 and "hello_ipt_job" in listed.stdout, output(listed)
+
+
+def test_a_job_trains_on_a_dataset_shipped_in_the_working_dir(head, tmp_path):
+    """examples/newsgroups: the YAML and its CSVs travel with the code; its paths resolve in the uploaded copy."""
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    one_config = json.dumps({"method.strategy": {"type": "choice", "values": ["prompt_tuning"]}})
+    overrides = ["task.max_train_samples=32", "task.max_eval_samples=16", "train.epochs=1", "train.seeds=[0]",
+                 "train.progress=false", "sweep.num_samples=1", f"sweep.search_space={one_config}", f"tracking.uri={store}"]
+    runtime_env = {"env_vars": {"HF_HUB_OFFLINE": "1"}, "excludes": EXCLUDES}
+    proc = ray_job(head, "submit", "--working-dir", ".", "--runtime-env-json", json.dumps(runtime_env), "--",
+                   "ipt-ray", "sweep", "examples/newsgroups/experiment.yaml",
+                   *(arg for item in overrides for arg in ("--set", item)))
+    text = output(proc)
+    assert proc.returncode == 0 and re.search(r"Job 'raysubmit_\w+' succeeded", text), text + head.logs()
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("ipt-ray-newsgroups").experiment_id], max_results=100)
+    trials = [r for r in runs if r.data.tags.get("ipt.kind") == "trial"]
+    assert len(trials) == 1 and trials[0].data.tags["ipt.status"] == "completed", text
+    assert {"dev_accuracy", "test_accuracy"} <= set(trials[0].data.metrics), trials[0].data.metrics

@@ -30,6 +30,7 @@ from servers import mlflow_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "experiments" / "quickstart-tiny.yaml"
+MODEL_NAME = "quickstart-tiny"  # tracking.register_model of the sweep
 EXPERIMENT = "ipt-ray-quickstart-tiny"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 DOCS_IMG = REPO / "docs" / "img"
@@ -78,7 +79,8 @@ def sweep_store(tmp_path) -> str:
     from ipt_ray.sweep import run_sweep
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = load_config(TINY, [f"tracking.uri={uri}", f"train.output_dir={tmp_path / 'runs'}"])
+    cfg = load_config(TINY, [f"tracking.uri={uri}", f"train.output_dir={tmp_path / 'runs'}",
+                             f"tracking.register_model={MODEL_NAME}"])
     run_sweep(cfg, TINY, out=lambda *_: None)
     return uri
 
@@ -198,3 +200,10 @@ def test_trial_runs_by_config_and_seed_in_the_mlflow_ui(sweep_store, browser, tm
             assert f"{round(value, 3):g}" in body, (run.info.run_name, value)
         browser.execute_script("document.querySelectorAll('*').forEach(e => { if (e.scrollLeft) e.scrollLeft = 0; });")
         _save(browser, tmp_path, "mlflow-compare.png")
+
+        # 3. the registered model: the best config's seeds, version 1, tagged with its sweep
+        (version,) = client.search_model_versions(f"name = '{MODEL_NAME}'")
+        assert int(version.version) == 1 and version.tags["ipt.sweep_id"] == parent.data.tags["ipt.sweep_id"]
+        browser.get(f"{ml.uri}/#/models/{MODEL_NAME}")
+        _wait_text(browser, [MODEL_NAME])
+        _save(browser, tmp_path, "mlflow-model.png")

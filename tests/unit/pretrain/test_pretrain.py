@@ -83,11 +83,11 @@ def test_heldout_keeps_one_row_per_side_of_small_categories():
 
 
 @pytest.mark.parametrize("source,fragment", [
-    ({"kind": "knowledge_cat", "path": "x"}, "unknown key(s) ['path'] (allowed: kind, name, data_dir, split, max_rows)"),
+    ({"kind": "knowledge_cat", "path": "x"}, "unknown key(s) ['path'] (allowed: kind, name, data_dir, split, max_rows, dataset)"),
     ({"kind": "20newsgroups"}, "needs data_dir"),
     ({"kind": "knowledge_cat", "split": "validation"}, "split 'validation' is not one of all, train, dev, test"),
     ({"kind": "task", "name": "squad"}, "kind 'task' needs name"),
-    ({"kind": "wiki"}, "'knowledge_cat', '20newsgroups' or 'task'"),
+    ({"kind": "wiki"}, "'knowledge_cat', '20newsgroups', 'task' or 'dataset'"),
 ])
 def test_pretrain_config_errors_name_the_field(tmp_path, source, fragment):
     path = tmp_path / "p.yaml"
