@@ -4,13 +4,18 @@ A strategy's own fields (``method.encoder``, ``method.table_layout``, ...) are d
 entry (:mod:`ipt_ray.config.strategies`), so a strategy added outside this package validates from YAML
 like a built-in one. Every registered option field is accepted whatever the strategy (a search may vary
 the strategy while fixing an encoder) and gets its default, so ``cfg.method.<field>`` always exists.
+
+A dump holds the shared fields, the chosen strategy's own fields and any other option that differs from
+its default. Defaults of other strategies stay out: the registry is per process, and a strategy a plugin
+registered in the driver (for another experiment) must not put its fields into a config that a Tune
+trial or a loaded adapter validates in a process that never imported that plugin.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ipt_ray.config.strategies import option_models, strategy_names, strategy_spec
@@ -62,6 +67,15 @@ class MethodConfig(BaseModel):
         method.check_strategy_rules()
         return method
 
+    @model_serializer(mode="wrap")
+    def _without_foreign_defaults(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        own = set(self.spec.option_fields())
+        defaults = {name: model.model_fields[name].get_default(call_default_factory=True)
+                    for name, model in option_models().items()}
+        return {k: v for k, v in data.items()
+                if k in type(self).model_fields or k in own or k not in defaults or v != defaults[k]}
+
     def check_strategy_rules(self) -> None:
         """What the chosen strategy's spec demands of the section (heads, required fields)."""
         spec = strategy_spec(self.strategy)
@@ -89,8 +103,9 @@ def method_fields() -> tuple[str, ...]:
 
 
 def method_defaults() -> dict[str, Any]:
-    """Every ``method.*`` field with its default."""
-    return MethodConfig.model_validate({}).model_dump()
+    """Every ``method.*`` field with its default, over every registered strategy."""
+    method = MethodConfig.model_validate({})
+    return {**method.model_dump(), **{name: getattr(method, name) for name in option_models()}}
 
 
 def _collect(validate: Any, errors: list[Any]) -> Any:

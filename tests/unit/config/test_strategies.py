@@ -72,3 +72,26 @@ def test_plugin_strategy_validates_with_its_own_fields(tmp_path, tiny_bert):
 def test_a_missing_plugin_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="plugins: no such file"):
         validate_config({"plugins": [str(tmp_path / "nope.py")]})
+
+
+def test_a_plugin_loaded_in_this_process_stays_out_of_other_configs(tmp_path, tiny_bert):
+    """The CI failure of 2026-12-02: after the plugin test loaded `scaled_prompt` in the driver, every
+    sweep's config carried `method.prompt_scale`, and its Tune trials (fresh processes, no plugin) refused it."""
+    import json
+    import subprocess
+    import sys
+
+    load_config(plugin_yaml(tmp_path, tiny_bert))  # registers scaled_prompt in this process
+    plain = validate_config({"method": {"strategy": "encoder_ipt", "encoder": "rnn", "table_layout": "full"}})
+    dumped = plain.model_dump(mode="json")
+    assert "prompt_scale" not in dumped["method"]
+    # the chosen strategy's fields are all there; another strategy's only where they differ from the default
+    assert {"encoder", "encoder_hidden", "seq_util_rate", "table_layout"} <= set(dumped["method"])
+    assert "hypernetwork" not in dumped["method"]
+    assert plain.with_overrides({"method.strategy": "random_ipt"}).method.table_layout == "full"
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import json, sys; from ipt_ray.config import validate_config; "
+         "print(validate_config(json.loads(sys.stdin.read())).method.encoder)"],
+        input=json.dumps(dumped), capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.strip() == "rnn"
