@@ -124,6 +124,26 @@ def serve_figures(data: dict[str, Any]) -> list[Figure]:
     return out
 
 
+def scale_figures(data: dict[str, Any]) -> list[Figure]:
+    out = []
+    for row in data["rows"]:
+        n = row["trials"]
+        if row["killed_and_resumed"]:
+            out.append(Figure("scale", f"{n} trials, driver killed after {row['killed_after_trials']} and resumed: "
+                                       "MLflow exact, no epoch twice", "yes" if row["exact"] else "no",
+                              "exact", row["exact"]))
+            continue
+        target, met = _ratio(row["wall_over_ideal"], 1.15 if n >= 500 else None)
+        out += [Figure("scale", f"{n} trials: sweep wall / ideal", f"{row['wall_over_ideal']:.2f}", target, met),
+                Figure("scale", f"{n} trials: trials/s, driver CPU / trial, MLflow requests / trial",
+                       f"{row['trials_per_s']:.2f}, {row['driver_cpu_ms_per_trial']:.0f} ms, "
+                       f"{row['mlflow_requests_per_trial']:.1f}"),
+                Figure("scale", f"{n} trials: driver peak RSS", f"{row['driver_peak_rss_mb']:.0f} MB"),
+                Figure("scale", f"{n} trials: MLflow exact (1 + {5 * n} + 1 runs)", "yes" if row["exact"] else "no",
+                       "exact", row["exact"])]
+    return out
+
+
 @dataclass
 class Benchmark:
     module: str
@@ -144,6 +164,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "search_efficiency": Benchmark("search_efficiency", [], [], search_efficiency_figures),
     "accuracy": Benchmark("accuracy", [], [], accuracy_figures),
     "serve": Benchmark("serve", [], ["--batches", "10"], serve_figures),
+    "scale": Benchmark("scale", [], ["--trials", "10", "30", "--kill-at", "0.5"], scale_figures),
 }
 
 

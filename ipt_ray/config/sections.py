@@ -122,8 +122,13 @@ class SweepConfig(StrictSection):
     mode: Literal["max", "min"] = "max"
     searcher: Literal["optuna", "random", "grid"] = "optuna"
     searcher_seed: int = 0
-    scheduler: Literal["none", "asha", "median"] = "none"
-    grace_period: int = Field(1, ge=1)
+    scheduler: Literal["none", "asha", "median", "same_epoch_median"] = Field(
+        "none", description="early stopping on the dev seed mean: Ray's ASHA or median stopping rule, or "
+                            "same_epoch_median (each other trial compared at the epoch both reached; small sweeps)")
+    grace_period: int = Field(1, ge=1, description="epochs every trial runs before it can be stopped")
+    reduction_factor: float = Field(4.0, gt=1.0, description="asha: the fraction 1/x of trials promoted at a rung")
+    min_samples_required: int = Field(
+        2, ge=1, description="median, same_epoch_median: other trials needed before a trial can be stopped")
     max_concurrent_trials: int | None = Field(None, ge=1)
     name: str | None = Field(None, description="sweep name; default: derived from the YAML file name")
 
@@ -166,6 +171,9 @@ class ClusterConfig(StrictSection):
     cpus_per_worker: float = Field(1.0, gt=0)
     gpus_per_worker: float = Field(1.0, ge=0)
     cpus_per_trial: float = Field(1.0, gt=0, description="CPUs a trial reserves when num_workers is 0")
+    share_idle_cpus: bool = Field(
+        True, description="num_workers 0 on the sweep's own local Ray: a trial's torch threads also take the CPUs "
+                          "no trial holds (checked every few seconds), so a trial left alone uses the machine")
     max_failures: int = Field(2, ge=0)
     health_check_interval_s: float = Field(
         0.25, gt=0, le=60,

@@ -11,6 +11,8 @@ in one backbone pass per kind of adapter.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import threading
 from dataclasses import dataclass, field
@@ -77,6 +79,7 @@ class AdapterService:
     def load(cls, folders: Mapping[str, str | Path], limits: Limits = Limits()) -> "AdapterService":
         backbone, adapters = load_adapters(folders)
         backbone.encoder.eval()
+        give_back_freed_memory()
         return cls(backbone, adapters, limits)
 
     def listing(self) -> dict[str, Any]:
@@ -134,6 +137,23 @@ class AdapterService:
         self.stats.count(items)
         requests = [(item.adapter, item.rows) for item in items]
         return [answer(item.adapter, probs) for item, probs in zip(items, probabilities(self.backbone, requests))]
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap that loading freed to the OS (glibc's ``malloc_trim``; a no-op elsewhere).
+
+    Building an adapter allocates its randomly initialised parameters, then ``load_state_dict`` copies
+    the saved tensors in; both temporaries are freed, but glibc keeps the pages: 15.8 MiB of RSS per
+    12.0 MiB adapter in bench/results/serve.md, 12.1 MiB once trimmed.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        return
+    if trim is not None:
+        trim(0)
 
 
 def answer(adapter: LoadedAdapter, probs: Any) -> dict[str, Any]:

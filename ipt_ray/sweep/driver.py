@@ -24,7 +24,8 @@ from typing import Any
 from ipt_ray.config import ExperimentConfig
 from ipt_ray.preflight import preflight
 from ipt_ray.results import SweepSummary, aggregate, config_id, render_console, results_from_tune, write_artifacts
-from ipt_ray.sweep.resources import connect_ray, disconnect_ray, max_concurrent, reuse_actors, trial_resources
+from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent, reuse_actors, shares_idle_cpus,
+                                     trial_resources)
 from ipt_ray.sweep.search import make_scheduler, make_searcher, optuna_states
 from ipt_ray.sweep.space import param_space
 from ipt_ray.sweep.trial import ipt_trial
@@ -74,7 +75,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     handle = connect_ray(cfg)
     started = time.perf_counter()
     try:
-        tuner, searcher = make_tuner(plan, tune_callbacks, out)
+        tuner, searcher = make_tuner(plan, tune_callbacks, out, shares_idle_cpus(cfg, handle))
         grid_result = tuner.fit()
         wall = time.perf_counter() - started
         prune_checkpoints(grid_result)
@@ -126,13 +127,14 @@ def tracking_callback(plan: SweepPlan, tracker: SweepTracker) -> MlflowTrackingC
                                   adapters_dir=plan.sweep_dir / "adapters")  # where ipt_trial saves them
 
 
-def make_tuner(plan: SweepPlan, callbacks: list[Any], out) -> tuple[Any, Any]:
+def make_tuner(plan: SweepPlan, callbacks: list[Any], out, share_idle_cpus: bool = False) -> tuple[Any, Any]:
     """(tuner, Optuna searcher or None): the stored sweep restored, or a new one with its metadata file."""
     from ray import tune  # heavy, optional: only when a sweep starts
 
     cfg, sweep_dir = plan.cfg, plan.sweep_dir
     trainable = tune.with_resources(
-        tune.with_parameters(ipt_trial, base=cfg.model_dump(mode="json"), storage=str(sweep_dir)),
+        tune.with_parameters(ipt_trial, base=cfg.model_dump(mode="json"), storage=str(sweep_dir),
+                             share_idle_cpus=share_idle_cpus),
         trial_resources(cfg),
     )
     if plan.resuming and tune.Tuner.can_restore(str(sweep_dir)):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+
+import torch
 
 from ipt_ray.config import TRIAL_SLOT, ExperimentConfig
 
@@ -80,3 +83,37 @@ def reuse_actors(cfg: ExperimentConfig) -> bool:
     and Tune then errors the trial that was to reuse the actor instead of starting a fresh one.
     """
     return cfg.cluster.num_workers == 0 or cfg.sweep.scheduler == "none"
+
+
+@dataclass
+class IdleCpuThreads:
+    """Called in a trial's training loop: torch's intra-op threads = the trial's own CPUs + the CPUs no
+    trial holds, re-read from Ray at most every ``every_s`` seconds.
+
+    Only for in-trial training on a sweep's private local Ray, where Ray's free CPUs are this machine's.
+    A trial that outlived the others (the last one, or the best one after early stopping) then uses
+    the cores they left idle. When a new trial takes a CPU, threads shrink at the next check.
+    """
+
+    own_cpus: float
+    every_s: float = 5.0
+    last_check: float = field(default=float("-inf"))
+
+    def __call__(self) -> None:
+        import ray  # heavy, optional: only inside a Tune trial
+
+        now = time.monotonic()
+        if now - self.last_check < self.every_s:
+            return
+        self.last_check = now
+        free = ray.available_resources().get("CPU", 0.0)
+        threads = max(1, min(os.cpu_count() or 1, int(self.own_cpus + free)))
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+
+
+def shares_idle_cpus(cfg: ExperimentConfig, handle: RayHandle) -> bool:
+    """Whether a sweep's trials take idle CPUs (:class:`IdleCpuThreads`): in-trial training on its own Ray,
+    with no fixed ``train.num_threads``."""
+    return (cfg.cluster.share_idle_cpus and handle.started_local and cfg.cluster.num_workers == 0
+            and not cfg.train.num_threads)

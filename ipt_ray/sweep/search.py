@@ -34,14 +34,70 @@ def make_searcher(cfg: ExperimentConfig, target: str, max_epochs: int):
 
 
 def make_scheduler(cfg: ExperimentConfig, max_epochs: int):
-    """ASHA or the median stopping rule over epochs (None: every trial runs all its epochs)."""
+    """ASHA, the median stopping rule or :func:`same_epoch_median` over epochs (None: every trial runs all
+    its epochs)."""
     from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule  # heavy, optional: only when a sweep starts
 
-    if cfg.sweep.scheduler == "asha":
-        return ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=cfg.sweep.grace_period)
-    if cfg.sweep.scheduler == "median":
-        return MedianStoppingRule(time_attr="epoch", grace_period=cfg.sweep.grace_period, min_samples_required=2)
+    sweep = cfg.sweep
+    if sweep.scheduler == "asha":
+        return ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=sweep.grace_period,
+                             reduction_factor=sweep.reduction_factor)
+    if sweep.scheduler == "median":
+        return MedianStoppingRule(time_attr="epoch", grace_period=sweep.grace_period,
+                                  min_samples_required=sweep.min_samples_required)
+    if sweep.scheduler == "same_epoch_median":
+        return same_epoch_median(sweep.grace_period, sweep.min_samples_required)
     return None
+
+
+def same_epoch_median(grace_period: int, min_samples_required: int):
+    """A Tune scheduler that stops a trial whose best seed mean so far is below the median of the other
+    trials' best seed means up to the same epoch, checked at each of its reports.
+
+    Why not ASHA or Ray's median rule: both judge a trial against the trials that are at least as far
+    as it is. In a small sweep a poor config that trains faster (a shorter prompt) stays ahead of the
+    better ones, is judged against nobody and runs to the end: in the quickstart a Random IPT config at
+    k=8 ran all 4 epochs beside an Encoder IPT config 12 points better. Here each other trial counts at
+    the epoch both have reached, so the poor one is stopped at its next report once a better one has
+    caught up with an epoch it already ran. Trials that ended (stopped or not) keep counting.
+    """
+    import numpy as np
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler  # heavy, optional: only when a sweep starts
+
+    class SameEpochMedianStopping(FIFOScheduler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sign = 1.0  # -1 for mode "min": larger is always better below
+            self.curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> signed seed mean
+
+        def set_search_properties(self, metric, mode, **spec) -> bool:
+            self.sign = -1.0 if mode == "min" else 1.0
+            return super().set_search_properties(metric, mode, **spec)
+
+        def best_until(self, trial_id: str, epoch: int) -> float | None:
+            values = [v for e, v in self.curves[trial_id].items() if grace_period <= e <= epoch]
+            return max(values) if values else None
+
+        def on_trial_result(self, tune_controller, trial, result) -> str:
+            if self._metric not in result or "epoch" not in result:
+                return TrialScheduler.CONTINUE
+            epoch, value = int(result["epoch"]), self.sign * float(result[self._metric])
+            curve = self.curves.setdefault(trial.trial_id, {})
+            curve[epoch] = value
+            if epoch < grace_period or not np.isfinite(value):
+                return TrialScheduler.CONTINUE
+            others = [self.best_until(other, min(epoch, max(c))) for other, c in self.curves.items()
+                      if other != trial.trial_id and c]
+            others = [v for v in others if v is not None and np.isfinite(v)]
+            if len(others) < min_samples_required:
+                return TrialScheduler.CONTINUE
+            mine = self.best_until(trial.trial_id, epoch)
+            return TrialScheduler.STOP if mine < float(np.median(others)) else TrialScheduler.CONTINUE
+
+        def debug_string(self) -> str:
+            return f"SameEpochMedianStopping: {len(self.curves)} trials seen"
+
+    return SameEpochMedianStopping()
 
 
 def optuna_states(searcher: Any) -> dict[str, int]:

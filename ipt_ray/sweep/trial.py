@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ipt_ray.config import ExperimentConfig, validate_config
+from ipt_ray.sweep.resources import IdleCpuThreads
 from ipt_ray.sweep.space import decode_params
 from ipt_ray.train import train_loop_per_worker
 
@@ -17,8 +18,9 @@ def trial_loop_config(cfg: ExperimentConfig, metric: str, runtime: str) -> dict[
             "metric": metric}
 
 
-def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str) -> None:
-    """The Tune function trainable: ``params`` are the sampled dotted overrides of ``base``."""
+def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str, share_idle_cpus: bool = False) -> None:
+    """The Tune function trainable: ``params`` are the sampled dotted overrides of ``base``;
+    ``share_idle_cpus``: in-trial training grows its threads into idle CPUs (:class:`IdleCpuThreads`)."""
     from ray import tune  # heavy, optional: only inside a Tune trial
 
     cfg = validate_config(base).with_overrides(decode_params(params))
@@ -28,6 +30,8 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str) -> Non
     # Adapters go to the sweep's storage, not the trial dir that Tune syncs while we write.
     loop_config["run_dir"] = str(Path(storage) / "adapters" / trial_id)
     if in_trial:
+        if share_idle_cpus:
+            loop_config["threads_fn"] = IdleCpuThreads(cfg.cluster.cpus_per_trial)
         train_loop_per_worker(loop_config)
     else:
         fit_on_workers(cfg, loop_config, trial_id, storage)

@@ -6,7 +6,8 @@ plain dict so that it crosses process boundaries::
 
     {"experiment": ExperimentConfig dict, "seeds": [0, 1], "runtime": "local" | "tune" | "train",
      "resume_from": checkpoint folder or None, "run_dir": where adapters go,
-     "metric": the selection metric (default "accuracy"), "report_fn": a callable (local runs only)}
+     "metric": the selection metric (default "accuracy"), "report_fn": a callable (local runs only),
+     "threads_fn": a callable run between steps that may change torch's threads (in-process runs only)}
 
 Every epoch scores the dev split (``dev_<metric>``: what epochs, Tune, Optuna and schedulers select on)
 and, where the protocol has one, the test split (``test_<metric>``: reported only).
@@ -50,6 +51,7 @@ class LoopRun:
     metric: str  # the selection metric's key, e.g. "dev_accuracy"
     run_dir: Path  # where adapters (and a local run's checkpoint) go
     started: float  # perf_counter at the start
+    threads_fn: Any = None  # called between steps; may change torch's thread count (idle CPUs of a sweep)
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch records, merged over groups
     finished: list[list[int]] = field(default_factory=list)  # seed groups done (from the checkpoint)
     params: dict[str, float] = field(default_factory=dict)  # parameter report of the latest group
@@ -90,6 +92,7 @@ def open_run(loop_config: dict[str, Any]) -> LoopRun:
         autocast=runtime.on_gpu and cfg.train.precision in ("auto", "bf16"),
         metric=f"dev_{loop_config.get('metric', 'accuracy')}",
         run_dir=Path(loop_config.get("run_dir") or Path(cfg.train.output_dir) / "latest"), started=started,
+        threads_fn=loop_config.get("threads_fn"),
     )
 
 
@@ -157,6 +160,8 @@ def train_epoch(run: LoopRun, training: SeedTraining, epoch: int) -> tuple[np.nd
     bar = progress_bar(train.progress, run.runtime, training.steps_per_epoch,
                        f"epoch {epoch + 1}/{train.epochs} seeds {training.seeds}")
     for batches in zip(*loaders):
+        if run.threads_fn is not None:
+            run.threads_fn()
         batches = [b.to(run.runtime.device) for b in batches]
         loss_sums += train_step(training.model, training.adapters, training.optimizers, training.schedulers, batches,
                                 run.batched, run.autocast, train.max_grad_norm)

@@ -79,3 +79,21 @@ def test_seed_step_benchmark_times_the_loops_step_for_one_and_several_seeds(tiny
     table = out.read_text()
     assert "(random init) on CPU" in table
     assert "| Encoder IPT (cnn) |" in table and "GPU only" in table  # no target claimed off a GPU
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_on_a_simulated_cluster_resumes_with_mlflow_exact(tmp_path):
+    """Issue 14's resume at scale, at a smaller count: `ipt-ray sweep` joining a 4-node
+    `ray.cluster_utils.Cluster`, logging to `mlflow server` over HTTP, its driver SIGKILLed once half
+    of 16 trials ended, then `--resume`d: 1 parent + 80 children + 1 aggregate, no epoch twice."""
+    out = tmp_path / "scale.md"
+    result = subprocess.run([sys.executable, "-m", "bench.scale", "--trials", "16", "--kill-at", "0.5",
+                             "--out", str(out)], cwd=Path(__file__).resolve().parents[3], capture_output=True,
+                            text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    fresh, resumed = rows
+    assert fresh["exact"] and fresh["runs"] == {"parent": 1, "trial": 80, "aggregate": 1}
+    assert resumed["killed_and_resumed"] and 8 <= resumed["killed_after_trials"] < 16
+    assert resumed["exact"] and resumed["runs_with_an_epoch_twice"] == 0 and resumed["config_seed_twice"] == 0
+    assert fresh["mlflow_requests_per_trial"] > 0 and fresh["driver_cpu_s"] > 0

@@ -1,0 +1,294 @@
+"""The orchestration at scale: sweeps of 50 to 500 trials x 5 seeds on a simulated Ray cluster.
+
+Each sweep is the real command, ``ipt-ray sweep FILE --set cluster.address=...``, run as its own process
+(so its CPU time and memory are the driver's alone) against:
+
+- a ``ray.cluster_utils.Cluster`` of ``--nodes`` nodes (default 4), each with 1 CPU and one
+  ``trial_slot``, started and shut down by this benchmark;
+- a real ``mlflow server`` on 127.0.0.1 (sqlite store, proxied artifacts), stopped by pid at the end;
+- a cheap but real trainable: a tiny random BERT (hidden 32, 2 layers), 16 CB examples, 2 epochs of
+  2 steps for each of 5 seeds, evaluated on 8 dev examples, checkpointed, adapters saved and uploaded.
+
+Reported per sweep size: trials per second, the driver's CPU seconds (total and per trial) and peak
+RSS (plus RSS at each quarter of the run), MLflow requests per trial (the server's access log), wall /
+ideal (ideal = the trials' own time summed / concurrent trials), and whether MLflow is exact (1 parent,
+trials x 5 children, 1 aggregate, one run per config and seed, each child's epochs exactly 1..2).
+With ``--kill-at F`` the largest sweep's driver is SIGKILLed once a fraction F of its trials have
+ended, then resumed with ``--resume``; MLflow must still be exact, with no epoch logged twice.
+
+Usage: python -m bench.scale [--trials 50 500] [--nodes 4] [--kill-at 0.5] [--out bench/results/scale.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from bench._results import write_results
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path.insert(0, str(TESTS))  # the e2e tests' helpers: one way to start a tiny model and stop servers by pid
+from servers import mlflow_server  # noqa: E402
+from tiny_models import make_tiny_backbone  # noqa: E402
+
+SEEDS = [0, 1, 2, 3, 4]
+EPOCHS = 2
+CLI = Path(sys.executable).parent / "ipt-ray"
+SUMMARY_LINE = re.compile(r"sweep \S+: (\d+) configs x \d+ seeds in (\d+)s \(sum of trial times (\d+)s\)")
+ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) /')
+
+
+# ---------------------------------------------------------------- the cluster and the sweep file
+
+
+@contextmanager
+def simulated_cluster(nodes: int) -> Iterator[Any]:
+    """``nodes`` Ray nodes on this machine (1 CPU and 1 trial_slot each); every process stopped at the end."""
+    from ray.cluster_utils import Cluster
+
+    node_args = {"num_cpus": 1, "resources": {"trial_slot": 1}}
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args=node_args, shutdown_at_exit=False)
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(**node_args)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+def sweep_file(workdir: Path, backbone: Path, trials: int, uri: str, address: str, tag: str) -> Path:
+    data = {
+        "task": {"name": "cb", "max_train_samples": 16, "max_eval_samples": 8, "max_length": 32},
+        "backbone": {"name": str(backbone)},
+        "method": {"strategy": "random_ipt", "prompt_length": 4},
+        "train": {"epochs": EPOCHS, "batch_size": 8, "seeds": SEEDS, "output_dir": str(workdir / f"runs-{tag}"),
+                  "progress": False},
+        "sweep": {"num_samples": trials, "searcher": "optuna", "searcher_seed": 0, "name": f"scale-{tag}",
+                  "search_space": {
+                      "method.strategy": {"type": "choice", "values": ["prompt_tuning", "random_ipt"]},
+                      "method.prompt_length": {"type": "choice", "values": [2, 4]},
+                      "train.lr": {"type": "loguniform", "low": 1e-3, "high": 3e-2}}},
+        "tracking": {"uri": uri, "experiment": f"scale-{tag}"},
+        "cluster": {"address": address, "num_workers": 0, "cpus_per_trial": 1},
+    }
+    path = workdir / f"scale-{tag}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------- the driver process, measured
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class Driver:
+    """``ipt-ray sweep`` in its own process group; RSS sampled twice a second, CPU from ``wait4``."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0"}
+        self.log = log
+        self.started = time.perf_counter()
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen([str(CLI), *args], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        self.samples: list[tuple[float, float]] = []
+        self.done = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.5):
+            value = rss_mb(self.proc.pid)
+            if value is not None:
+                self.samples.append((time.perf_counter() - self.started, value))
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended first: the caller sees that in the trial count
+            pass
+
+    def wait(self) -> dict[str, Any]:
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.done.set()
+        wall = time.perf_counter() - self.started
+        return {"returncode": self.proc.returncode, "process_wall_s": wall,
+                "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+                "rss_quarters_mb": quarters(self.samples, wall)}
+
+
+def quarters(samples: list[tuple[float, float]], wall: float) -> list[float]:
+    """RSS at 25, 50, 75 and 100% of the run (the last sample at or before each point)."""
+    out = []
+    for q in (0.25, 0.5, 0.75, 1.0):
+        before = [rss for t, rss in samples if t <= q * wall]
+        out.append(round(before[-1], 1) if before else float("nan"))
+    return out
+
+
+# ---------------------------------------------------------------- MLflow, read from the server's store
+
+
+def store_query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """Read the server's sqlite store read-only (no schema migration races with the server)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def ended_trials(db: Path, experiment: str) -> int:
+    rows = store_query(db, """
+        SELECT COUNT(*) FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id
+        JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'ipt.kind' AND k.value = 'trial'
+        JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = 'ipt.status' AND s.value != 'running'
+        WHERE e.name = ?""", (experiment,))
+    return rows[0][0] // len(SEEDS) if rows else 0
+
+
+def exactness(db: Path, experiment: str, trials: int) -> dict[str, Any]:
+    """Runs by kind, (config, seed) pairs held twice, epochs logged twice, children whose epochs are not 1..N."""
+    kinds = dict(store_query(db, """
+        SELECT k.value, COUNT(*) FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id
+        JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'ipt.kind'
+        WHERE e.name = ? AND r.lifecycle_stage = 'active' GROUP BY k.value""", (experiment,)))
+    twice = store_query(db, """
+        SELECT COUNT(*) FROM (SELECT c.value, s.value FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id
+        JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'ipt.kind' AND k.value = 'trial'
+        JOIN tags c ON c.run_uuid = r.run_uuid AND c.key = 'ipt.config_id'
+        JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = 'ipt.seed'
+        WHERE e.name = ? GROUP BY c.value, s.value HAVING COUNT(*) > 1)""", (experiment,))[0][0]
+    histories = store_query(db, """
+        SELECT m.run_uuid, GROUP_CONCAT(m.step) FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid
+        JOIN experiments e ON r.experiment_id = e.experiment_id
+        WHERE e.name = ? AND m.key = 'dev_accuracy' GROUP BY m.run_uuid""", (experiment,))
+    expected = list(range(1, EPOCHS + 1))
+    epochs_twice = sum(len(steps.split(",")) != len(set(steps.split(","))) for _, steps in histories)
+    wrong = sum(sorted(map(int, steps.split(","))) != expected for _, steps in histories)
+    exact = (kinds == {"parent": 1, "trial": trials * len(SEEDS), "aggregate": 1} and twice == 0
+             and epochs_twice == 0 and wrong == 0 and len(histories) == trials * len(SEEDS))
+    return {"runs": kinds, "config_seed_twice": twice, "runs_with_an_epoch_twice": epochs_twice,
+            "runs_without_epochs_1_to_n": wrong, "exact": exact}
+
+
+def access_lines(log: Path) -> int:
+    try:
+        return sum(1 for line in log.read_text(errors="replace").splitlines() if ACCESS_LINE.search(line))
+    except OSError:
+        return 0
+
+
+# ---------------------------------------------------------------- one sweep size
+
+
+def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Path, kill_at: float | None,
+             concurrency: int) -> dict[str, Any]:
+    tag = f"{trials}" + ("-killed" if kill_at else "")
+    path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag)
+    db = server.root / "mlflow.db"
+    requests_before = access_lines(server.log)
+    legs = []
+    driver = Driver(["sweep", str(path)], workdir / f"driver-{tag}.log")
+    if kill_at:
+        while driver.proc.poll() is None and ended_trials(db, f"scale-{tag}") < kill_at * trials:
+            time.sleep(1.0)
+        killed_after = ended_trials(db, f"scale-{tag}")
+        driver.kill()
+        legs.append({**driver.wait(), "killed_after_trials": killed_after})
+        driver = Driver(["sweep", str(path), "--resume"], workdir / f"driver-{tag}-resume.log")
+    legs.append(driver.wait())
+    log_text = driver.log.read_text(errors="replace")
+    if legs[-1]["returncode"] != 0:
+        raise RuntimeError(f"the sweep driver failed ({legs[-1]['returncode']}):\n{log_text[-4000:]}")
+    summary = SUMMARY_LINE.search(log_text)
+    configs, sweep_wall, trial_time = (int(x) for x in summary.groups())
+    requests = access_lines(server.log) - requests_before
+    ideal = trial_time / concurrency
+    cpu = sum(leg["cpu_s"] for leg in legs)
+    return {
+        "trials": trials, "configs": configs, "killed_and_resumed": bool(kill_at),
+        "killed_after_trials": legs[0].get("killed_after_trials") if kill_at else None,
+        "sweep_wall_s": sweep_wall, "process_wall_s": round(sum(leg["process_wall_s"] for leg in legs), 1),
+        "trial_time_s": trial_time, "ideal_s": round(ideal, 1),
+        "wall_over_ideal": round(sweep_wall / ideal, 3) if not kill_at else None,
+        "trials_per_s": round(trials / sweep_wall, 3) if not kill_at else None,
+        "driver_cpu_s": round(cpu, 1), "driver_cpu_ms_per_trial": round(1000 * cpu / trials, 1),
+        "driver_peak_rss_mb": round(max(leg["peak_rss_mb"] for leg in legs), 1),
+        "driver_rss_quarters_mb": legs[-1]["rss_quarters_mb"],
+        "mlflow_requests": requests, "mlflow_requests_per_trial": round(requests / trials, 1),
+        **exactness(db, f"scale-{tag}", trials),
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
+    lines = [
+        f"`python -m bench.scale`: `ipt-ray sweep` joining a `ray.cluster_utils.Cluster` of {nodes} nodes (1 CPU and "
+        "1 `trial_slot` each, so 4 trials at a time) on this 2-core machine, logging to `mlflow server` on "
+        "127.0.0.1 (sqlite). Each trial: tiny BERT, 5 seeds x 2 epochs x 2 steps, dev scored, checkpointed, "
+        "5 adapters uploaded. Ideal = the trials' own time / 4.", "",
+        "| trials | sweep wall (s) | ideal (s) | wall / ideal | trials/s | driver CPU (s) | driver CPU / trial (ms) "
+        "| driver peak RSS (MB) | RSS at 25/50/75/100% (MB) | MLflow requests / trial | MLflow exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        label = f"{r['trials']} (killed after {r['killed_after_trials']}, resumed)" if r["killed_and_resumed"] else str(r["trials"])
+        runs = r["runs"]
+        exact = (f"{'yes' if r['exact'] else 'NO'}: {runs.get('parent', 0)} + {runs.get('trial', 0)} + "
+                 f"{runs.get('aggregate', 0)} runs, {r['config_seed_twice']} (config, seed) twice, "
+                 f"{r['runs_with_an_epoch_twice']} epochs twice")
+        lines.append(f"| {label} | {r['sweep_wall_s']} | {r['ideal_s']} | {r['wall_over_ideal'] or '-'} | "
+                     f"{r['trials_per_s'] or '-'} | {r['driver_cpu_s']} | {r['driver_cpu_ms_per_trial']} | "
+                     f"{r['driver_peak_rss_mb']} | {' / '.join(map(str, r['driver_rss_quarters_mb']))} | "
+                     f"{r['mlflow_requests_per_trial']} | {exact} |")
+    lines += ["", "For a killed and resumed sweep the wall and CPU are those of both drivers together; the resumed "
+              "driver's wall is not comparable to an ideal (Tune restores, trials re-run from checkpoints)."]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, nargs="+", default=[50, 500])
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--kill-at", type=float, default=0.5, help="kill and resume the largest sweep (0: don't)")
+    parser.add_argument("--out", default="bench/results/scale.md")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="ipt-scale-"))
+    backbone = make_tiny_backbone(workdir / "bert")
+    rows = []
+    with mlflow_server(workdir / "mlflow") as server, simulated_cluster(args.nodes) as cluster:
+        for trials in args.trials:
+            rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes))
+            print(json.dumps(rows[-1]), flush=True)
+        if args.kill_at:
+            rows.append(run_size(max(args.trials), server, cluster, backbone, workdir, args.kill_at, args.nodes))
+            print(json.dumps(rows[-1]), flush=True)
+    write_results(Path(args.out), render(rows, args.nodes), {"rows": rows})
+    return 0 if all(r["exact"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
