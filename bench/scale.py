@@ -42,7 +42,7 @@ from bench._results import write_results
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))  # the e2e tests' helpers: one way to start a tiny model and stop servers by pid
-from servers import mlflow_server  # noqa: E402
+from servers import find_processes, mlflow_server  # noqa: E402
 from tiny_models import make_tiny_backbone  # noqa: E402
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -111,8 +111,13 @@ class Driver:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0"}
         self.log = log
         self.started = time.perf_counter()
+        command = [str(CLI), *args]
+        profile = os.environ.get("IPT_SCALE_PROFILE")  # a py-spy flame graph of the driver, to find its costs
+        if profile:
+            command = [str(CLI.parent / "py-spy"), "record", "--format", "raw", "-o", f"{profile}.{log.stem}.txt",
+                       "--", *command]
         with open(log, "wb") as out:
-            self.proc = subprocess.Popen([str(CLI), *args], stdout=out, stderr=subprocess.STDOUT, env=env,
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
         self.samples: list[tuple[float, float]] = []
         self.done = threading.Event()
@@ -158,13 +163,12 @@ def store_query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
-def ended_trials(db: Path, experiment: str) -> int:
-    rows = store_query(db, """
-        SELECT COUNT(*) FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id
-        JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'ipt.kind' AND k.value = 'trial'
-        JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = 'ipt.status' AND s.value != 'running'
-        WHERE e.name = ?""", (experiment,))
-    return rows[0][0] // len(SEEDS) if rows else 0
+def tune_ended_trials(log: Path) -> int:
+    """Trials Tune has ended so far, from the driver's console ("Trial X completed after ...")."""
+    try:
+        return log.read_text(errors="replace").count(" completed after ")
+    except OSError:
+        return 0
 
 
 def exactness(db: Path, experiment: str, trials: int) -> dict[str, Any]:
@@ -192,6 +196,18 @@ def exactness(db: Path, experiment: str, trials: int) -> dict[str, Any]:
             "runs_without_epochs_1_to_n": wrong, "exact": exact}
 
 
+def server_cpu_s(server: Any) -> float:
+    """CPU seconds the MLflow server's processes have used so far (user + system)."""
+    total = 0
+    for pid in find_processes(str(server.root)):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def access_lines(log: Path) -> int:
     try:
         return sum(1 for line in log.read_text(errors="replace").splitlines() if ACCESS_LINE.search(line))
@@ -207,13 +223,13 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
     tag = f"{trials}" + ("-killed" if kill_at else "")
     path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag)
     db = server.root / "mlflow.db"
-    requests_before = access_lines(server.log)
+    requests_before, server_cpu_before = access_lines(server.log), server_cpu_s(server)
     legs = []
     driver = Driver(["sweep", str(path)], workdir / f"driver-{tag}.log")
-    if kill_at:
-        while driver.proc.poll() is None and ended_trials(db, f"scale-{tag}") < kill_at * trials:
-            time.sleep(1.0)
-        killed_after = ended_trials(db, f"scale-{tag}")
+    if kill_at:  # Tune's count (its console lines): MLflow may lag behind it by design (tracking.writer)
+        while driver.proc.poll() is None and tune_ended_trials(driver.log) < kill_at * trials:
+            time.sleep(0.5)
+        killed_after = tune_ended_trials(driver.log)
         driver.kill()
         legs.append({**driver.wait(), "killed_after_trials": killed_after})
         driver = Driver(["sweep", str(path), "--resume"], workdir / f"driver-{tag}-resume.log")
@@ -224,6 +240,7 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
     summary = SUMMARY_LINE.search(log_text)
     configs, sweep_wall, trial_time = (int(x) for x in summary.groups())
     requests = access_lines(server.log) - requests_before
+    server_cpu = server_cpu_s(server) - server_cpu_before
     ideal = trial_time / concurrency
     cpu = sum(leg["cpu_s"] for leg in legs)
     return {
@@ -237,6 +254,7 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
         "driver_peak_rss_mb": round(max(leg["peak_rss_mb"] for leg in legs), 1),
         "driver_rss_quarters_mb": legs[-1]["rss_quarters_mb"],
         "mlflow_requests": requests, "mlflow_requests_per_trial": round(requests / trials, 1),
+        "mlflow_server_cpu_s": round(server_cpu, 1),
         **exactness(db, f"scale-{tag}", trials),
     }
 
@@ -251,8 +269,9 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
         "127.0.0.1 (sqlite). Each trial: tiny BERT, 5 seeds x 2 epochs x 2 steps, dev scored, checkpointed, "
         "5 adapters uploaded. Ideal = the trials' own time / 4.", "",
         "| trials | sweep wall (s) | ideal (s) | wall / ideal | trials/s | driver CPU (s) | driver CPU / trial (ms) "
-        "| driver peak RSS (MB) | RSS at 25/50/75/100% (MB) | MLflow requests / trial | MLflow exact |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| driver peak RSS (MB) | RSS at 25/50/75/100% (MB) | MLflow requests / trial | MLflow server CPU (s) "
+        "| MLflow exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         label = f"{r['trials']} (killed after {r['killed_after_trials']}, resumed)" if r["killed_and_resumed"] else str(r["trials"])
@@ -263,9 +282,10 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
         lines.append(f"| {label} | {r['sweep_wall_s']} | {r['ideal_s']} | {r['wall_over_ideal'] or '-'} | "
                      f"{r['trials_per_s'] or '-'} | {r['driver_cpu_s']} | {r['driver_cpu_ms_per_trial']} | "
                      f"{r['driver_peak_rss_mb']} | {' / '.join(map(str, r['driver_rss_quarters_mb']))} | "
-                     f"{r['mlflow_requests_per_trial']} | {exact} |")
-    lines += ["", "For a killed and resumed sweep the wall and CPU are those of both drivers together; the resumed "
-              "driver's wall is not comparable to an ideal (Tune restores, trials re-run from checkpoints)."]
+                     f"{r['mlflow_requests_per_trial']} | {r['mlflow_server_cpu_s']} | {exact} |")
+    lines += ["", "A killed and resumed sweep: 'killed after' counts the trials Tune had ended; its sweep wall is the "
+              "resumed driver's, its CPU, RSS, requests and server CPU are both drivers' together (Tune restores and "
+              "re-runs the trials its last snapshot had not ended, so no ideal is given)."]
     return lines
 
 
@@ -275,12 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--kill-at", type=float, default=0.5, help="kill and resume the largest sweep (0: don't)")
     parser.add_argument("--out", default="bench/results/scale.md")
+    parser.add_argument("--kill-only", action="store_true", help="only the killed sweep; keep the other rows on file")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="ipt-scale-"))
     backbone = make_tiny_backbone(workdir / "bert")
     rows = []
+    if args.kill_only and Path(args.out).with_suffix(".json").is_file():
+        rows = [r for r in json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]
+                if not r["killed_and_resumed"]]
     with mlflow_server(workdir / "mlflow") as server, simulated_cluster(args.nodes) as cluster:
-        for trials in args.trials:
+        for trials in [] if args.kill_only else args.trials:
             rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes))
             print(json.dumps(rows[-1]), flush=True)
         if args.kill_at:

@@ -74,13 +74,16 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     tune_callbacks = [tracking_callback(plan, tracker), *(callbacks or [])]
     handle = connect_ray(cfg)
     started = time.perf_counter()
+    tracker.start_background()  # trial writes leave Tune's loop (ipt_ray.tracking.writer)
     try:
         tuner, searcher = make_tuner(plan, tune_callbacks, out, shares_idle_cpus(cfg, handle))
         grid_result = tuner.fit()
+        tracker.stop_background()
         wall = time.perf_counter() - started
         prune_checkpoints(grid_result)
         outcome = finish_sweep(plan, grid_result, tracker, searcher)
     finally:
+        tracker.stop_background()
         disconnect_ray(handle)
     trial_time = sum(float((r.metrics or {}).get("time_total_s", 0.0)) for r in grid_result)
     print_outcome(plan, outcome, wall, trial_time, out)

@@ -28,7 +28,9 @@ from ipt_ray.tracking.uri import is_http, sqlite_path
 #: backoff, 120 s per request) would stall the sweep for minutes per call once the server is gone; a
 #: failed write is not lost (it goes to the journal), so a short retry is enough.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+                 # set_terminated otherwise prints "View run ... at" for every run, with a get_run each
+                 "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 MAX_PARAM_VALUE = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit for params
@@ -211,6 +213,16 @@ def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> 
     items = [Param(k, v) for k, v in params.items()]
     for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
         client.log_batch(run_id, params=items[i:i + MAX_PARAMS_PER_BATCH])
+
+
+def log_batch_with_params(client: MlflowClient, run_id: str, metrics: list[Metric], params: Mapping[str, str],
+                          tags: list[RunTag]) -> None:
+    """One ``log_batch`` of ``metrics``, ``tags`` and a new run's ``params`` (params beyond what one call
+    takes go first, in calls of their own)."""
+    if len(params) > MAX_PARAMS_PER_BATCH:
+        log_params(client, run_id, params)
+        params = {}
+    client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()], tags=tags)
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int,

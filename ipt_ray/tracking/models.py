@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from ipt_ray.model import ADAPTER_CONFIG_FILE, ADAPTER_FILE
@@ -65,6 +66,8 @@ class ModelLogging:
 
     client: MlflowClient
     sweep_id: str
+    uri: str
+    _run_info: dict[str, tuple[str, str | None]]  # run id -> (artifact URI, adapter digest tag)
 
     def log_adapters(self, trial_id: str, folders: Mapping[int, str | Path]) -> None:
         """Upload each seed's adapter folder (seed -> folder) into that seed's child run of ``trial_id``."""
@@ -79,11 +82,19 @@ class ModelLogging:
                 log.warning("MLflow: no run or no adapter for trial %s seed %s (%s); not uploaded", trial_id, seed, folder)
                 continue
             digest = adapter_digest(folder)
-            if self.client.get_run(run_id).data.tags.get(ADAPTER_TAG) == digest:
+            # The run's artifact URI and digest tag as the tracker last read or wrote them: no get_run per
+            # upload (a run found or created by this tracker is always in its cache).
+            artifact_uri, held = self._run_info.get(run_id) or (None, None)
+            if artifact_uri is None:
+                run = self.client.get_run(run_id)
+                artifact_uri, held = run.info.artifact_uri, run.data.tags.get(ADAPTER_TAG)
+            if held == digest:
                 continue  # landed before (a replay, a resumed driver)
+            repository = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
             for name in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):  # the two files only: nothing else in the folder
-                self.client.log_artifact(run_id, str(Path(folder) / name), ADAPTER_ARTIFACT)
+                repository.log_artifact(str(Path(folder) / name), ADAPTER_ARTIFACT)
             self.client.set_tag(run_id, ADAPTER_TAG, digest)
+            self._run_info[run_id] = (artifact_uri, digest)
 
     def replay_model_write(self, op: str, args: Mapping[str, Any]) -> None:
         """Replay one journaled write of :data:`MODEL_OPS`."""

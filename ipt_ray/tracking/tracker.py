@@ -35,9 +35,9 @@ from ipt_ray.tracking.aggregate import aggregate_version, log_aggregate_values, 
 from ipt_ray.tracking.client import (
     MAX_PARAM_VALUE,
     TrackingError,
-    check_reachable,
     http_defaults,
     is_outage,
+    log_batch_with_params,
     log_params,
     mlflow_params,
     now_ms,
@@ -47,24 +47,23 @@ from ipt_ray.tracking.client import (
     server_calls,
     tag_filter,
 )
-from ipt_ray.tracking.journal import RETRY_INTERVAL_S, Journal, read_journal, rewrite_journal
-from ipt_ray.tracking.models import MODEL_OPS, ModelLogging
+from ipt_ray.tracking.journal import RETRY_INTERVAL_S, Journal
+from ipt_ray.tracking.models import ADAPTER_TAG, MODEL_OPS, ModelLogging
 from ipt_ray.tracking.trial_metrics import per_seed_metrics, shared_metrics, slim_result
+from ipt_ray.tracking.writer import BACKGROUND_OPS, BackgroundWriter, JournalReplay
 
 log = logging.getLogger(__name__)
 
 TRIAL_END_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "failed": "FAILED"}  #: -> MLflow status
 
 
-class SweepTracker(ModelLogging):
+class SweepTracker(ModelLogging, JournalReplay):
     """The MLflow runs of one sweep, found again by tags so that a resumed sweep reuses them.
 
-    All calls are synchronous. State kept in memory (run ids, last logged epoch per run) is a cache of
-    what the tags say: a fresh tracker (driver restart, unpickled ``Tuner`` state) reads it back.
-
-    With ``journal`` (a JSON-lines file), writes that fail because the server is unreachable are kept
-    there and replayed later (:meth:`sync`) instead of raising; see the module docstring. The server must
-    answer when the tracker is created and in :meth:`start_parent`.
+    All calls are synchronous. What is kept in memory (run ids, last logged epochs, artifact URIs) is a
+    cache of what the tags say: a fresh tracker (driver restart, unpickled ``Tuner`` state) reads it back.
+    With ``journal``, writes an unreachable server could not take are kept there and replayed later
+    (:meth:`sync`); the server must answer when the tracker is created and in :meth:`start_parent`.
     """
 
     def __init__(self, uri: str, experiment: str, sweep_id: str, sweep_name: str,
@@ -79,6 +78,7 @@ class SweepTracker(ModelLogging):
         self.parent_id: str | None = None
         self._reset_cache()
         self._outage = self._open_journal()
+        self._writer: BackgroundWriter | None = None
 
     # -- pickling: Tune pickles RunConfig callbacks into its experiment state. Cached epochs from pickle
     #    time would be stale after a restore (and could let an epoch be logged twice), so drop them.
@@ -91,12 +91,14 @@ class SweepTracker(ModelLogging):
         self.client = MlflowClient(tracking_uri=self.uri)
         self._reset_cache()
         self._outage = self._open_journal()
+        self._writer = None
 
     def _reset_cache(self) -> None:
         self._runs: dict[str, dict[int, str]] = {}  # trial id -> seed -> run id
         self._last_epoch: dict[str, int] = {}
         self._ended: set[str] = set()  # runs terminated earlier, e.g. before Tune retried a failed trial
-        self._needs_params: set[str] = set()  # runs created just before an outage cut their params off
+        self._needs_params: set[str] = set()  # runs whose params go with their next log_batch
+        self._run_info: dict[str, tuple[str, str | None]] = {}  # run id -> (artifact URI, adapter digest tag)
 
     def _open_journal(self) -> Journal | None:
         if self.journal is None:
@@ -146,8 +148,7 @@ class SweepTracker(ModelLogging):
         return self.parent_id
 
     def _find_parent(self) -> Run | None:
-        runs = self._search({"ipt.sweep_id": self.sweep_id, "ipt.kind": "parent"})
-        return runs[0] if runs else None
+        return next(iter(self._search({"ipt.sweep_id": self.sweep_id, "ipt.kind": "parent"})), None)
 
     def _parent_or_none(self) -> str | None:
         if self.parent_id is None:
@@ -174,6 +175,7 @@ class SweepTracker(ModelLogging):
                 if seed not in found:
                     found[seed] = run.info.run_id
                     self._last_epoch[run.info.run_id] = int(run.data.tags.get("ipt.last_epoch", 0))
+                    self._run_info[run.info.run_id] = (run.info.artifact_uri, run.data.tags.get(ADAPTER_TAG))
                     if run.info.status != "RUNNING":
                         self._ended.add(run.info.run_id)
                     if "seed" not in run.data.params:  # created, then the server went away
@@ -182,13 +184,10 @@ class SweepTracker(ModelLogging):
         return self._runs[trial_id]
 
     def _child(self, trial_id: str, cid: str, params: dict[str, Any], seed: int, strategy: str) -> str:
-        """The run id of (trial, seed): cached, found by tags, or created with its tags and params."""
-        run_params = {**mlflow_params(params), "seed": str(seed)}
+        """The run id of (trial, seed): cached, found by tags, or created with its tags (its params go with
+        its first ``log_batch``: one call fewer per run)."""
         existing = self._trial_runs(trial_id).get(seed)
         if existing is not None:
-            if existing in self._needs_params:
-                log_params(self.client, existing, run_params)
-                self._needs_params.discard(existing)
             return existing
         parent = self._require_parent()
         run = self.client.create_run(self.experiment_id, run_name=f"{cid}-seed{seed}", tags={
@@ -196,9 +195,10 @@ class SweepTracker(ModelLogging):
             "ipt.trial_id": trial_id, "ipt.config_id": cid, "ipt.seed": str(seed), "ipt.strategy": strategy,
             "ipt.status": "running"})
         run_id = run.info.run_id
-        log_params(self.client, run_id, run_params)
         self._runs[trial_id][seed] = run_id
         self._last_epoch[run_id] = 0
+        self._needs_params.add(run_id)
+        self._run_info[run_id] = (run.info.artifact_uri, None)
         return run_id
 
     def adopt_orphans(self, trial_id: str, config_id: str, known_trial_ids: Iterable[str]) -> None:
@@ -255,7 +255,9 @@ class SweepTracker(ModelLogging):
                 tags.append(RunTag("ipt.status", "running"))
                 self.client.update_run(run_id, status="RUNNING")
                 self._ended.discard(run_id)
-            self.client.log_batch(run_id, metrics=metrics, tags=tags)
+            run_params = {**mlflow_params(params), "seed": str(seed)} if run_id in self._needs_params else {}
+            log_batch_with_params(self.client, run_id, metrics, run_params, tags)
+            self._needs_params.discard(run_id)
             self._last_epoch[run_id] = epoch
             written += 1
         return written
@@ -321,21 +323,12 @@ class SweepTracker(ModelLogging):
 
     # -- outages: the journal
 
-    def flush(self) -> int:
-        """Calls are synchronous; what waits in the journal gets one more replay attempt now (whatever the
-        probe interval). Returns the writes still journaled."""
-        if self._outage is not None and self._outage.pending():
-            self._outage.next_probe = 0.0
-            self._outage.try_sync()
-        return self.pending()
-
-    def pending(self) -> int:
-        """How many writes wait in the journal."""
-        return len(read_journal(self.journal)) if self.journal is not None else 0
-
     def _write(self, op: str, payload: dict[str, Any], now: Callable[[], Any], default: Any = None) -> Any:
         """Do a write now, or journal it: when earlier writes still wait there (order matters) and the
         server is not back yet, or when it fails because the server is unreachable."""
+        if self._writer is not None and op in BACKGROUND_OPS:
+            self._writer.submit(op, payload)
+            return default
         outage = self._outage
         if outage is not None and outage.pending() and not outage.try_sync():
             outage.append(op, payload)
@@ -350,34 +343,6 @@ class SweepTracker(ModelLogging):
             outage.went_offline(err)
             outage.append(op, payload)
             return default
-
-    def sync(self) -> int:
-        """Replay the journal into MLflow, in order, and truncate it; returns the writes replayed.
-
-        Idempotent: runs are found by tags, epochs at or below ``ipt.last_epoch`` are skipped and the
-        aggregate is keyed, so an interrupted sync can simply run again. Raises :class:`TrackingError`
-        (the journal keeps what was not replayed) when the server does not answer.
-        """
-        records = self._outage.records() if self._outage is not None else []
-        if not records or self.journal is None:
-            return 0
-        check_reachable(self.uri)
-        self._reset_cache()
-        done = 0
-        try:
-            with http_defaults(self.uri):
-                for record in records:
-                    self._replay(record)
-                    done += 1
-        except Exception as err:
-            rewrite_journal(self.journal, records[done:])
-            self._reset_cache()
-            if is_outage(err):
-                raise TrackingError(f"MLflow at {self.uri} went away during the replay: {done} of {len(records)} "
-                                    f"journaled writes replayed, the rest kept in {self.journal}") from err
-            raise
-        rewrite_journal(self.journal, [])
-        return done
 
     def _replay(self, record: dict[str, Any]) -> None:
         op, a = record.get("op"), record.get("args") or {}

@@ -26,6 +26,7 @@ from ipt_ray.tracking import (
     results_from_mlflow,
 )
 from ipt_ray.tracking.callback import MlflowTrackingCallback
+from ipt_ray.tracking.journal import read_journal
 
 SEEDS = [0, 1, 2]
 EXPERIMENT = "ipt-test"
@@ -660,3 +661,35 @@ def test_a_dev_only_aggregate_logs_no_test_metrics(uri, tmp_path):
     summary = report.aggregate(results_from_mlflow(runs_of(uri, "trial"), "accuracy"), "accuracy")
     tracker.log_aggregate(summary, report.write_artifacts(summary, tmp_path / "a"))
     assert not [k for k in runs_of(uri, "aggregate")[0].data.metrics if "test_" in k]
+
+
+def test_background_writes_land_in_order_and_survive_an_outage(uri, tmp_path):
+    """The sweep's writer thread: trial writes journaled on the caller's thread, applied in order."""
+    tracker, flaky = journaled_tracker(uri, tmp_path, retry_interval_s=0.05)
+    tracker.start_background()
+    log_trials(tracker, epochs=(1,))
+    flaky.down = True  # lost while the writer works: it waits and probes, the callers never block
+    log_trials(tracker, epochs=(2, 3))
+    tracker.end_trial("t0", "completed")
+    tracker.end_trial("t1", "completed")
+    time.sleep(0.3)
+    assert tracker.pending() > 0 and {r.info.status for r in runs_of(uri, "trial")} <= {"RUNNING"}
+    flaky.down = False
+    tracker.stop_background()
+    assert tracker.pending() == 0 and tracker.journal.read_text() == ""
+    assert_exact_sweep(uri)
+
+
+def test_a_killed_driver_leaves_every_background_write_in_the_journal(uri, tmp_path):
+    tracker, flaky = journaled_tracker(uri, tmp_path, retry_interval_s=3600.0)
+    flaky.down = True  # nothing can land: what the callers handed over must all be on disk
+    tracker.start_background()
+    log_trials(tracker, epochs=(1, 2, 3))
+    tracker.end_trial("t0", "completed")
+    tracker.end_trial("t1", "completed")
+    assert len(read_journal(tracker.journal)) == 3 * 2 + 2  # as if the driver died here
+    flaky.down = False
+    resumed = SweepTracker(uri, EXPERIMENT, "sw-1", "demo", journal=tracker.journal)
+    resumed.start_parent("task:\n  name: rte\n", {}, "abc123", {})  # a resumed sweep replays first
+    assert resumed.pending() == 0
+    assert_exact_sweep(uri)
