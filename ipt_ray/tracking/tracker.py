@@ -60,7 +60,8 @@ TRIAL_END_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "faile
 class SweepTracker(ModelLogging, JournalReplay):
     """The MLflow runs of one sweep, found again by tags so that a resumed sweep reuses them.
 
-    All calls are synchronous. What is kept in memory (run ids, last logged epochs, artifact URIs) is a
+    Calls are synchronous, except the trial writes after :meth:`start_background` (journaled, then
+    applied by a writer thread: :mod:`ipt_ray.tracking.writer`). What is kept in memory (run ids, last logged epochs, artifact URIs) is a
     cache of what the tags say: a fresh tracker (driver restart, unpickled ``Tuner`` state) reads it back.
     With ``journal``, writes an unreachable server could not take are kept there and replayed later
     (:meth:`sync`); the server must answer when the tracker is created and in :meth:`start_parent`.
