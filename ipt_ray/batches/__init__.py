@@ -7,8 +7,9 @@ from ipt_ray.batches.encoding import (  # noqa: F401
     encode,
     tokenize_records,
     seen_token_ids,
+    text_token_ids,
     Collator,
     loader,
 )
 
-__all__ = ["PromptedBatch", 'COLUMNS', 'encode', 'tokenize_records', 'seen_token_ids', 'Collator', 'loader']
+__all__ = ["PromptedBatch", 'COLUMNS', 'encode', 'tokenize_records', 'seen_token_ids', 'text_token_ids', 'Collator', 'loader']

@@ -69,6 +69,11 @@ def encode(dataset: Any, spec: Any, tokenizer: Any, max_length: int, template: b
     return encoded
 
 
+def text_token_ids(tokenizer: Any, text: str) -> torch.Tensor:
+    """``[h]`` token ids of ``text`` without special tokens (a hard prompt, as the tokenizer splits it)."""
+    return torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
+
+
 def seen_token_ids(encoded: Any) -> torch.Tensor:
     """Ids occurring in the data (content or not); the compact prompt table keeps rows for these only."""
     ids = sorted({i for row in encoded["input_ids"] for i in row})

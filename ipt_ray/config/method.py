@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ipt_ray.config.strategies import option_models, strategy_names, strategy_spec
+from ipt_ray.config.strategies import option_models, strategy_names, strategy_spec, strategy_specs
 
 
 class MethodConfig(BaseModel):
@@ -30,7 +30,15 @@ class MethodConfig(BaseModel):
     injection: Literal["input", "prefix"] = "input"
     head: Literal["classifier", "verbalizer"] = "classifier"
     prompt_length: int = Field(16, ge=0, le=512, description="k: prompt vectors per instance")
+    task_prompt_length: int = Field(
+        0, ge=0, le=512,
+        description="learned task-level prompt vectors placed before an instance-wise strategy's prompts (with "
+        "injection 'prefix': the task-level prefix of Prefix + IPT); 0: none")
     # PrefixInjection
+    prefix_projection: Literal["none", "mlp"] = Field(
+        "mlp",
+        description="'mlp': prefix = MLP(P) (Prefix Tuning's reparameterisation); 'none': the source emits the "
+        "2 * layers * d keys/values directly (P-tuning v2 on RoBERTa)")
     prefix_hidden: int = Field(128, ge=1, description="width of the prefix MLP reparameterisation")
     # Head
     head_dropout: float = Field(0.1, ge=0.0, lt=1.0)
@@ -84,8 +92,19 @@ class MethodConfig(BaseModel):
         for name in spec.required:
             if not getattr(self, name, None):
                 raise ValueError(f"method.{name} is required for strategy {spec.name!r}")
-        if spec.uses_prompt and self.prompt_length == 0 and self.injection == "prefix":
+        if spec.uses_prompt and self.prompt_length + self.task_prompt_length == 0 and self.injection == "prefix":
             raise ValueError("method.prompt_length must be >= 1 with injection 'prefix'")
+        if self.task_prompt_length and not spec.instance_wise:
+            raise ValueError(
+                f"method.task_prompt_length is for instance-wise strategies ({', '.join(_instance_wise())}); "
+                f"strategy {spec.name!r} is task-level: raise method.prompt_length instead")
+        if self.prefix_projection == "none" and self.injection == "prefix" and spec.table_rows_are_prompts:
+            init = getattr(self, "table_init", None) or spec.default_table_init
+            if init != "random":
+                raise ValueError(
+                    f"method.table_init {init!r} gives d-wide rows, but with method.injection 'prefix' and "
+                    f"method.prefix_projection 'none' strategy {spec.name!r} emits its table rows as 2 * layers * d "
+                    "keys/values: set method.table_init 'random' or method.prefix_projection 'mlp'")
 
     @property
     def spec(self):
@@ -95,6 +114,10 @@ class MethodConfig(BaseModel):
     @property
     def uses_prompt(self) -> bool:
         return self.spec.uses_prompt
+
+
+def _instance_wise() -> list[str]:
+    return [s.name for s in strategy_specs() if s.instance_wise]
 
 
 def method_fields() -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StrategyOptions(BaseModel):
@@ -52,6 +52,8 @@ class StrategySpec:
     default_table_init: str | None = None  # the prompt table a token-table strategy starts from
     variants: tuple[Mapping[str, Any], ...] = ()  # partial method sections benchmarks enumerate; (): defaults only
     uses_prompt: bool = True
+    instance_wise: bool = False  # its prompts depend on the instance (a task-level prompt may precede them)
+    table_rows_are_prompts: bool = False  # its prompts are rows of a table that ``table_init`` initialises
     trains_backbone: bool = False
     needs_mlm_head: bool = False
     order: int = 100  # row order in reports (paper order for the built-ins)
@@ -69,6 +71,8 @@ class StrategySpec:
                 label = f"{label} (prefix)"
         if self.label_field:
             label += f" ({method.get(self.label_field, self.option_defaults().get(self.label_field))})"
+        if "hard_prompt" in self.option_fields() and method.get("hard_prompt"):
+            label += " + hard prompts"  # Table 5's "Random IPT + hard prompts"
         return label
 
     def option_fields(self) -> dict[str, Any]:
@@ -146,10 +150,29 @@ class TableOptions(StrategyOptions):
     table_rank: int = Field(16, ge=1)
     table_init: str | None = Field(
         None,
-        description="'random', 'backbone' (the backbone's word embeddings) or a prompt-table checkpoint path; "
-        "default: 'random' for random_ipt, 'backbone' for pretrained_ipt / encoder_ipt until `ipt-ray pretrain` "
-        "made a checkpoint",
+        description="'random' (noise at the word-embedding scale), 'backbone' (the backbone's word embeddings) or a "
+        "prompt-table checkpoint path; default: 'random' for random_ipt, 'backbone' for pretrained_ipt / encoder_ipt "
+        "until `ipt-ray pretrain` made a checkpoint. random_ipt with 'backbone' is the ablation that separates the "
+        "initialisation from category pretraining (pretrained_ipt with a checkpoint). With injection 'prefix' and "
+        "prefix_projection 'none' the rows of random_ipt / pretrained_ipt are 2 * layers * d wide: only 'random' fits",
     )
+
+
+class HardPromptOptions(StrategyOptions):
+    hard_prompt: str | None = Field(
+        None,
+        description="Table 5's hard type prompt: this text's token ids (backbone tokenizer, no special tokens) come "
+        "before the instance's first k content tokens, and the prompt is the table rows of both (length = "
+        "len(ids) + k; a compact table gives the ids their own rows). Paper: 'Human Activities' for AG News, "
+        "'Culture and the Arts' for SST-2 and IMDB",
+    )
+
+    @field_validator("hard_prompt")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an empty hard prompt has no tokens: leave method.hard_prompt unset instead")
+        return value
 
 
 class EncoderOptions(StrategyOptions):
@@ -176,16 +199,18 @@ STRUCTURED = register_strategy(StrategySpec(
     variants=tuple({"hypernetwork": h} for h in ("linear", "lowrank", "mlp")),
     description="StructuredPrompt: hypernetwork over a task embedding"))
 RANDOM_IPT = register_strategy(StrategySpec(
-    "random_ipt", "PT + Random IPT", base="prompt_tuning", options=(TableOptions,),
-    qualifiers=("table_layout", "table_init"), reads={"table_init": TABLE_FILE}, default_table_init="random",
+    "random_ipt", "PT + Random IPT", base="prompt_tuning", options=(TableOptions, HardPromptOptions),
+    qualifiers=("table_layout", "table_init", "hard_prompt"), reads={"table_init": TABLE_FILE},
+    default_table_init="random", instance_wise=True, table_rows_are_prompts=True,
     variants=tuple({"table_layout": t} for t in ("full", "compact", "lowrank")), order=40, description="TokenTablePrompt, random table"))
 PRETRAINED_IPT = register_strategy(StrategySpec(
-    "pretrained_ipt", "PT + Pretrained IPT", base="prompt_tuning", options=(TableOptions,),
-    qualifiers=("table_layout", "table_init"), reads={"table_init": TABLE_FILE}, default_table_init="backbone",
+    "pretrained_ipt", "PT + Pretrained IPT", base="prompt_tuning", options=(TableOptions, HardPromptOptions),
+    qualifiers=("table_layout", "table_init", "hard_prompt"), reads={"table_init": TABLE_FILE},
+    default_table_init="backbone", instance_wise=True, table_rows_are_prompts=True,
     variants=({"table_layout": "compact"},), order=50, description="TokenTablePrompt, table from a pretrained topic classifier"))
 ENCODER_IPT = register_strategy(StrategySpec(
     "encoder_ipt", "PT + Encoder IPT", base="prompt_tuning", label_field="encoder",
-    options=(PromptInitOptions, TableOptions, EncoderOptions), qualifiers=("table_init",),
+    options=(PromptInitOptions, TableOptions, EncoderOptions), qualifiers=("table_init",), instance_wise=True,
     reads={"table_init": TABLE_FILE}, default_table_init="backbone", order=60,
     variants=tuple({"encoder": e} for e in ("cnn", "rnn", "mlp")),
     description="EncoderPrompt over the frozen pretrained table"))

@@ -17,9 +17,10 @@ from torch import nn
 from ipt_ray import prompts as _prompts  # noqa: F401  (registers the built-in pieces)
 from ipt_ray.backbone import ADAPTER, Backbone, check_identity, load_artefact, load_backbone, save_artefact
 from ipt_ray.config import ExperimentConfig, MethodConfig, as_config
-from ipt_ray.batches import PromptedBatch
+from ipt_ray.batches import PromptedBatch, text_token_ids
 from ipt_ray.data import task_spec
 from ipt_ray.prompts.base import HEADS, INJECTIONS, SOURCES, BuildContext, lookup
+from ipt_ray.prompts.sources.soft_prompt import build_task_prompt
 
 ADAPTER_FORMAT = ADAPTER.format
 ADAPTER_FILE = ADAPTER.weights  # adapter_model.safetensors
@@ -28,19 +29,32 @@ CONTEXT_PREFIX = "context."  # build-context tensors in the safetensors file (no
 
 
 class Adapter(nn.Module):
-    """The trainable part of one seed. ``forward(backbone, batch) -> logits [B, C]``."""
+    """The trainable part of one seed. ``forward(backbone, batch) -> logits [B, C]``.
 
-    def __init__(self, source: nn.Module | None, injection: nn.Module, head: nn.Module, encoder: nn.Module | None = None):
+    ``task_prompt`` (``method.task_prompt_length`` > 0, instance-wise sources only) is a learned
+    task-level prompt ``[t, w]`` placed before the source's prompts: the prompt is ``[task ; source]``,
+    ``[B, t + k, w]``, its mask ``[ones ; source mask]``.
+    """
+
+    def __init__(self, source: nn.Module | None, injection: nn.Module, head: nn.Module, encoder: nn.Module | None = None,
+                 task_prompt: nn.Module | None = None):
         super().__init__()
         self.source = source
         self.injection = injection
         self.head = head
         self.encoder = encoder  # fine-tuning only: this seed's own, unfrozen copy of the backbone
+        self.task_prompt = task_prompt
+
+    @property
+    def prompt_length(self) -> int:
+        """Prompt positions this adapter puts before the input (task prompt + source)."""
+        return sum(p.length for p in (self.task_prompt, self.source) if p is not None)
 
     def prompt_state(self, batch: PromptedBatch):
-        if self.source is None or self.source.length == 0:
+        parts = [p(batch) for p in (self.task_prompt, self.source) if p is not None and p.length]
+        if not parts:
             return None
-        prompts, mask = self.source(batch)
+        prompts, mask = parts[0] if len(parts) == 1 else (torch.cat(t, dim=1) for t in zip(*parts))
         return self.injection.prepare(prompts, mask)
 
     def forward(self, backbone: Backbone, batch: PromptedBatch) -> torch.Tensor:
@@ -74,7 +88,7 @@ class SeedGroup(nn.Module):
         lengths = [b.input_ids.shape[1] for b in batches]
         merged = concat_batches(batches, pad_id=int(self.backbone.tokenizer.pad_token_id or 0))
         states = [adapter.prompt_state(batch) for adapter, batch in zip(self.adapters, batches)]
-        state = None if states[0] is None else tuple(torch.cat(parts, dim=0) for parts in zip(*states))
+        state = None if states[0] is None else concat_states(states)
         hidden = self.adapters[0].injection.run(self.backbone.encoder, merged, state, self.backbone.position_offset)
         logits, start = [], 0
         for adapter, batch, n in zip(self.adapters, batches, lengths):
@@ -82,6 +96,18 @@ class SeedGroup(nn.Module):
             logits.append(adapter.head(part, batch, self.backbone.mlm_head))
             start += batch.size
         return logits
+
+
+def concat_states(states: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt states ``(P [B_i, k_i, w], mask [B_i, k_i])`` along the batch: ``([sum B_i, max k_i, w], mask)``.
+
+    Shorter prompts get masked positions at their end (inference may group adapters whose task prompt or
+    hard prompt lengths differ); a masked prompt position changes no input token's output.
+    """
+    width = max(p.shape[1] for p, _ in states)
+    prompts = torch.cat([F.pad(p, (0, 0, 0, width - p.shape[1])) for p, _ in states], dim=0)
+    mask = torch.cat([F.pad(m, (0, width - m.shape[1])) for _, m in states], dim=0)
+    return prompts, mask
 
 
 def concat_batches(batches: Sequence[PromptedBatch], pad_id: int) -> PromptedBatch:
@@ -133,6 +159,7 @@ def build_context(
         label_word_ids=label_word_ids(tok, label_words) if verbalizer and label_words else None,
         mask_token_id=tok.mask_token_id,
         seen_token_ids=seen_token_ids,
+        hard_prompt_ids=text_token_ids(tok, method.hard_prompt) if getattr(method, "hard_prompt", None) else None,
         extras={"seed": seed, "backbone": backbone},
     )
 
@@ -149,7 +176,8 @@ def build_adapter(ctx: BuildContext, backbone: Backbone, seed: int) -> Adapter:
     injection = lookup(INJECTIONS, "injection", method.injection if spec.uses_prompt else "none").build(ctx)
     head = lookup(HEADS, "head", method.head).build(ctx)
     encoder = copy.deepcopy(backbone.encoder).requires_grad_(True) if spec.trains_backbone else None
-    return Adapter(source, injection, head, encoder=encoder)
+    task_prompt = build_task_prompt(ctx) if spec.uses_prompt else None  # after the rest: their init stays as before
+    return Adapter(source, injection, head, encoder=encoder, task_prompt=task_prompt)
 
 
 def count_trainable(module: nn.Module) -> int:

@@ -34,7 +34,20 @@ class BuildContext:
     label_word_ids: list[int] | None = None  # verbalizer
     mask_token_id: int | None = None
     seen_token_ids: torch.Tensor | None = None  # ids occurring in the task's training data (compact table)
+    hard_prompt_ids: torch.Tensor | None = None  # [h] token ids of method.hard_prompt (no special tokens)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prompt_width(self) -> int:
+        """The width of the vectors a source must emit: what its injection reads.
+
+        ``d`` for input injection and for prefix injection through the MLP; ``2 * layers * d`` (every
+        layer's key and value) for prefix injection with ``prefix_projection: none``.
+        """
+        m = self.method
+        if m.injection == "prefix" and m.prefix_projection == "none":
+            return 2 * self.num_layers * self.hidden_size
+        return self.hidden_size
 
     def persistable(self) -> dict[str, Any]:
         """The data-derived parts an adapter needs to rebuild the same shapes at load time."""

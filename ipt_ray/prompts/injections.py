@@ -73,24 +73,34 @@ class InputInjection(Injection):
 
 @register_injection("prefix")
 class PrefixInjection(Injection):
-    """Prefix Tuning / P-tuning v2: ``MLP(P)`` gives every layer's keys and values for k prefix positions.
+    """Prefix Tuning / P-tuning v2: every layer's keys and values for k prefix positions.
 
-    ``prepare``: ``P [B, k, d] -> kv [B, k, 2 * layers * d]``. ``run`` reshapes it to per-layer
-    ``[B, heads, k, head_dim]`` tensors in a fresh ``DynamicCache`` (transformers 5) and passes a 2-D
-    mask of length ``k + n``. Input positions start at the backbone's first position, as without a prefix.
+    ``prepare``: ``P [B, k, w] -> kv [B, k, 2 * layers * d]``, through ``MLP(P)`` (``prefix_projection:
+    mlp``, ``w = d``, Prefix Tuning's reparameterisation) or as given (``none``, ``w = 2 * layers * d``,
+    P-tuning v2 on RoBERTa: only reshaped). ``run`` reshapes it to per-layer ``[B, heads, k, head_dim]``
+    tensors in a fresh ``DynamicCache`` (transformers 5) and passes a 2-D mask of length ``k + n``. Input
+    positions start at the backbone's first position, as without a prefix.
     """
 
-    def __init__(self, dim: int, layers: int, heads: int, hidden: int):
+    def __init__(self, dim: int, layers: int, heads: int, hidden: int, projection: str = "mlp"):
         super().__init__()
         self.layers, self.heads, self.head_dim = layers, heads, dim // heads
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 2 * layers * dim))
+        self.kv_width = 2 * layers * dim
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, self.kv_width)) \
+            if projection == "mlp" else None
 
     @classmethod
     def build(cls, ctx: BuildContext) -> PrefixInjection:
-        return cls(ctx.hidden_size, ctx.num_layers, ctx.num_heads, ctx.method.prefix_hidden)
+        m = ctx.method
+        return cls(ctx.hidden_size, ctx.num_layers, ctx.num_heads, m.prefix_hidden, m.prefix_projection)
 
     def prepare(self, prompts, prompt_mask):
-        return self.mlp(prompts), prompt_mask
+        if self.mlp is not None:
+            return self.mlp(prompts), prompt_mask
+        if prompts.shape[-1] != self.kv_width:
+            raise ValueError(f"method.prefix_projection 'none' needs prompts of width 2 * layers * d = "
+                             f"{self.kv_width}; the source made width {prompts.shape[-1]} (BuildContext.prompt_width)")
+        return prompts, prompt_mask
 
     def run(self, encoder, batch, state, position_offset):
         kv, prompt_mask = state

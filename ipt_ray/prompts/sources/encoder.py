@@ -29,7 +29,7 @@ class EncoderPrompt(PromptSource):
         self.register_buffer("table", table, persistent=False)
         dim = table.shape[1]
         self.encoder = ENCODERS[encoder](dim, hidden)
-        self.project = nn.Linear(self.encoder.out_dim, k * dim)
+        self.project = nn.Linear(self.encoder.out_dim, init.numel())  # k * ctx.prompt_width (init is [k, w])
         with torch.no_grad():  # start near Prompt Tuning's init: word-embedding rows, small input weights
             self.project.bias.copy_(init.reshape(-1))
             self.project.weight.mul_(0.1)

@@ -13,20 +13,24 @@ from ipt_ray.prompts.base import BuildContext, PromptSource, register_source
 
 
 def initial_prompt_rows(ctx: BuildContext, k: int, how: str) -> torch.Tensor:
-    """Prompt Tuning's init: rows of real word embeddings ('vocab') or noise of the same scale."""
+    """Prompt Tuning's init, ``[k, ctx.prompt_width]``: rows of real word embeddings ('vocab') or noise of
+    the same scale. Word-embedding rows are ``d`` wide: where the source must emit wider vectors
+    (``prefix_projection: none``) 'vocab' falls back to the noise."""
     emb = ctx.word_embeddings
     std = float(emb.std()) if emb is not None else 0.02
-    if how == "vocab" and emb is not None:
+    width = ctx.prompt_width
+    if how == "vocab" and emb is not None and width == emb.shape[1]:
         # Skip the first ids (special and unused tokens in BERT/RoBERTa vocabularies).
         low = min(1000, emb.shape[0] - 1)
         ids = torch.randint(low, emb.shape[0], (k,))
         return emb[ids].clone().float()
-    return torch.randn(k, ctx.hidden_size) * std
+    return torch.randn(k, width) * std
 
 
 @register_source("prompt_tuning")
 class SoftPrompt(PromptSource):
-    """Prompt Tuning / Prefix Tuning: one learned ``[k, d]`` tensor, the same for every instance."""
+    """Prompt Tuning / Prefix Tuning: one learned ``[k, w]`` tensor, the same for every instance
+    (``w = ctx.prompt_width``). ``forward(batch) -> (P [B, k, w], mask [B, k] of ones)``."""
 
     def __init__(self, prompt: torch.Tensor):
         super().__init__()
@@ -43,9 +47,17 @@ class SoftPrompt(PromptSource):
         return prompts, batch.input_ids.new_ones(b, self.length)
 
 
+def build_task_prompt(ctx: BuildContext) -> SoftPrompt | None:
+    """The task-level prompt placed before an instance-wise source's prompts (``method.task_prompt_length``
+    vectors, Prompt Tuning's default init); None without one."""
+    length = ctx.method.task_prompt_length
+    return SoftPrompt(initial_prompt_rows(ctx, length, "vocab")) if length else None
+
+
 @register_source("ppt")
 class PretrainedSoftPrompt(SoftPrompt):
-    """PPT: a soft prompt initialised from a prompt pretrained on other data (a ``[k, d]`` safetensors file)."""
+    """PPT: a soft prompt initialised from a prompt pretrained on other data (a ``[k, w]`` safetensors file,
+    ``w = ctx.prompt_width``)."""
 
     @classmethod
     def build(cls, ctx: BuildContext) -> PretrainedSoftPrompt:
@@ -54,10 +66,12 @@ class PretrainedSoftPrompt(SoftPrompt):
             raise ValueError(f"method.pretrained_prompt: no such file {str(path)!r}")
         tensors = read_tensors(path, "method.pretrained_prompt")  # safetensors only: a pickle is refused unread
         prompt = tensors[soft_prompt_name(tensors, "method.pretrained_prompt", path)]
-        if prompt.dim() != 2 or prompt.shape[1] != ctx.hidden_size:
+        if prompt.dim() != 2 or prompt.shape[1] != ctx.prompt_width:
+            why = " (method.injection 'prefix' with method.prefix_projection 'none': 2 * layers * d)" \
+                if ctx.prompt_width != ctx.hidden_size else ""
             raise ValueError(
                 f"method.pretrained_prompt {str(path)!r} has shape {tuple(prompt.shape)}, "
-                f"expected [k, {ctx.hidden_size}] for this backbone"
+                f"expected [k, {ctx.prompt_width}] for this backbone{why}"
             )
         k = ctx.method.prompt_length
         if prompt.shape[0] < k:
@@ -69,8 +83,9 @@ class PretrainedSoftPrompt(SoftPrompt):
 class StructuredPrompt(PromptSource):
     """Structured Prompt Tuning (Liu, Lee, Yih 2022): ``P = H(e_task)`` with a hypernetwork H.
 
-    H is ``linear`` (``[t] -> [k*d]``), ``lowrank`` (``[t] -> [r] -> [k*d]``, no bias in between) or
-    ``mlp`` (``[t] -> tanh([h]) -> [k*d]``). Only ``e_task`` and H train.
+    H is ``linear`` (``[t] -> [k*w]``), ``lowrank`` (``[t] -> [r] -> [k*w]``, no bias in between) or
+    ``mlp`` (``[t] -> tanh([h]) -> [k*w]``), ``w = ctx.prompt_width``. Only ``e_task`` and H train.
+    ``forward(batch) -> (P [B, k, w], mask [B, k] of ones)``.
     """
 
     def __init__(self, k: int, d: int, t: int, kind: str, rank: int, hidden: int, init: torch.Tensor):
@@ -95,7 +110,7 @@ class StructuredPrompt(PromptSource):
     def build(cls, ctx: BuildContext) -> StructuredPrompt:
         m = ctx.method
         init = initial_prompt_rows(ctx, m.prompt_length, m.prompt_init)
-        return cls(m.prompt_length, ctx.hidden_size, m.task_embedding_dim, m.hypernetwork, m.hypernetwork_rank,
+        return cls(m.prompt_length, ctx.prompt_width, m.task_embedding_dim, m.hypernetwork, m.hypernetwork_rank,
                    m.hypernetwork_hidden, init)
 
     def forward(self, batch: PromptedBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,11 +30,16 @@ def load_prompt_table(path: str | Path, ctx: BuildContext) -> torch.Tensor:
     return table
 
 
-def initial_table(ctx: BuildContext, init: str) -> torch.Tensor:
-    """``random`` (noise at the word-embedding scale), ``backbone`` (the word embeddings) or a checkpoint path."""
+def initial_table(ctx: BuildContext, init: str, width: int | None = None) -> torch.Tensor:
+    """A ``[V, width]`` table (``width`` default ``d``): ``random`` (noise at the word-embedding scale),
+    ``backbone`` (the word embeddings) or a checkpoint path; the last two are ``d`` wide only."""
+    width = ctx.hidden_size if width is None else width
     if init == "random":
         std = float(ctx.word_embeddings.std()) if ctx.word_embeddings is not None else 0.02
-        return torch.randn(ctx.vocab_size, ctx.hidden_size) * std
+        return torch.randn(ctx.vocab_size, width) * std
+    if width != ctx.hidden_size:  # the config refuses this (MethodConfig.check_strategy_rules); a clear word here too
+        raise ValueError(f"method.table_init {init!r} gives {ctx.hidden_size}-wide rows, not the {width} this "
+                         "source emits (method.prefix_projection 'none'): use method.table_init 'random'")
     if init == "backbone":
         if ctx.word_embeddings is None:
             raise ValueError("method.table_init 'backbone' needs the backbone's word embeddings")
@@ -84,25 +89,39 @@ class PromptTable(nn.Module):
 
 @register_source("random_ipt")
 class TokenTablePrompt(PromptSource):
-    """Random / Pretrained IPT: the prompt is the table rows of the instance's first k content tokens.
+    """Random / Pretrained IPT: the prompt is the table rows of the instance's first k content tokens,
+    after those of the ``h`` hard-prompt ids (``method.hard_prompt``, Table 5) when there are any.
 
-    ``forward(batch) -> (P [B, k, d], mask [B, k])``; an input with fewer than k content tokens gets
-    masked prompt positions.
+    ``forward(batch) -> (P [B, h + k, w], mask [B, h + k])`` with ``w = ctx.prompt_width``; an input
+    with fewer than k content tokens gets masked prompt positions. The hard ids are a non-persistent
+    buffer: the same tokenizer (checked by the adapter's backbone identity) gives them back at load time.
     """
 
-    def __init__(self, k: int, table: PromptTable):
+    def __init__(self, k: int, table: PromptTable, hard_ids: torch.Tensor | None = None):
         super().__init__()
-        self.length = k
+        self.content_length = k
+        hard = torch.zeros(0, dtype=torch.long) if hard_ids is None else hard_ids.long().flatten()
+        self.register_buffer("hard_ids", hard, persistent=False)
+        self.length = len(hard) + k
         self.table = table
 
     @classmethod
     def build(cls, ctx: BuildContext) -> TokenTablePrompt:
         m = ctx.method
-        init = initial_table(ctx, m.table_init or cls.spec.default_table_init)
-        return cls(m.prompt_length, PromptTable(m.table_layout, init, ctx.seen_token_ids, m.table_rank))
+        hard = ctx.hard_prompt_ids if getattr(m, "hard_prompt", None) else None
+        if getattr(m, "hard_prompt", None) and (hard is None or not len(hard)):
+            raise ValueError(f"method.hard_prompt {m.hard_prompt!r} has no token ids for this tokenizer")
+        seen = ctx.seen_token_ids
+        if hard is not None and seen is not None:  # compact layout: the hard ids get rows of their own
+            seen = torch.cat([seen.long().flatten(), hard.long()])
+        init = initial_table(ctx, m.table_init or cls.spec.default_table_init, ctx.prompt_width)
+        return cls(m.prompt_length, PromptTable(m.table_layout, init, seen, m.table_rank), hard)
 
     def forward(self, batch: PromptedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, mask = first_content_tokens(batch.input_ids, batch.content_mask, self.length)  # [B, k]
+        ids, mask = first_content_tokens(batch.input_ids, batch.content_mask, self.content_length)  # [B, k]
+        if len(self.hard_ids):
+            hard = self.hard_ids.to(ids.device).unsqueeze(0).expand(batch.size, -1)  # [B, h]
+            ids, mask = torch.cat([hard, ids], dim=1), torch.cat([torch.ones_like(hard), mask], dim=1)
         return self.table(ids), mask
 
 
