@@ -129,9 +129,10 @@ def check_positions(cfg: ExperimentConfig, info: BackboneInfo) -> None:
         return
     offset = int(getattr(config, "pad_token_id", 0) or 0) + 1 if config.model_type in ROBERTA_LIKE else 0
     m, n = cfg.method, cfg.task.max_length
-    k = m.prompt_length if m.uses_prompt and m.injection == "input" else 0
+    k = m.prompt_length + m.task_prompt_length if m.uses_prompt and m.injection == "input" else 0
     if offset + k + n > max_pos:
-        what = f"task.max_length {n} + method.prompt_length {k}" if k else f"task.max_length {n}"
+        prompt = "method.prompt_length + task_prompt_length" if m.task_prompt_length else "method.prompt_length"
+        what = f"task.max_length {n} + {prompt} {k}" if k else f"task.max_length {n}"
         extra = f" (+{offset} position offset)" if offset else ""
         raise ConfigError(f"{what}{extra} = {offset + k + n} positions, more than backbone {cfg.backbone.name!r} "
                           f"has ({max_pos} max_position_embeddings); lower task.max_length or method.prompt_length")
