@@ -182,10 +182,11 @@ def test_task_prompt_batched_seeds_equal_sequential(bert, injection, projection)
         assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_seeds_of_different_prompt_lengths_share_one_pass(bert):
+@pytest.mark.parametrize("injection", ["input", "prefix"])
+def test_seeds_of_different_prompt_lengths_share_one_pass(bert, injection):
     """Inference groups adapters by (injection, prompt_length): padded prompt states keep each one exact."""
-    plain = make_group(bert, strategy="random_ipt", injection="prefix", prompt_length=3).adapters[0]
-    longer = make_group(bert, strategy="random_ipt", injection="prefix", prompt_length=3, task_prompt_length=2,
+    plain = make_group(bert, strategy="random_ipt", injection=injection, prompt_length=3).adapters[0]
+    longer = make_group(bert, strategy="random_ipt", injection=injection, prompt_length=3, task_prompt_length=2,
                         hard_prompt=HARD).adapters[0]
     group = SeedGroup(bert, [plain, longer], [0, 1]).eval()
     batches = [make_batch(bert, TEXTS[:2]), make_batch(bert, TEXTS[1:])]
