@@ -82,8 +82,8 @@ def _paper_text(comparison: Comparison | None, marks: dict[str, str]) -> str:
 
 def _paper_rows(comparisons: dict[CellKey, Comparison], method: str) -> str:
     """The paper's row label(s) of one of our rows: ``T2: Prefix Tuning``."""
-    rows = [f"T{c.value.table}: {c.value.row}" for k, c in sorted(comparisons.items(), key=lambda i: task_order(i[0][1]))
-            if k[0] == method]
+    mine = sorted(((k, c) for k, c in comparisons.items() if k[0] == method), key=lambda kc: task_order(kc[0][1]))
+    rows = [f"T{c.value.table}: {c.value.row}" for _, c in mine]
     return "; ".join(dict.fromkeys(rows))
 
 

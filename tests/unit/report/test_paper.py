@@ -94,7 +94,8 @@ def test_methods_by_tasks_markdown_bold_best_and_paper_column():
     assert lines[0] == "| method | paper row | CB | CB paper | RTE | RTE paper | avg |"
     assert lines[1] == "|---|---|---|---|---|---|---|"
     # best lr per task: 0.01 / 0.03; [a]: the backbone (not recorded), [b]: the split, [c]: 3 epochs
-    assert lines[2] == "| Prompt Tuning | T2: Prompt Tuning | 72.0 ± 2.0 | 71.3 [a,b,c] | 60.0 ± 2.0 | 50.2 [a,b,c] | 66.0 |"
+    assert lines[2] == ("| Prompt Tuning | T2: Prompt Tuning | 72.0 ± 2.0 | 71.3 [a,b,c] | 60.0 ± 2.0 | 50.2 [a,b,c] | "
+                        "66.0 |")
     assert lines[3] == ("| Prefix Tuning | T2: Prefix Tuning | **82.0 ± 2.0** | 100.0 [a,b,c] | 61.0 ± 1.0 | "
                         "84.8 [a,b,c] | 71.5 |")
     assert lines[4].startswith("| PT + Encoder IPT (cnn) | T2: Prompt Tuning + Encoder IPT (CNN) | 78.0 ± 2.0 | 82.1 ")
@@ -133,7 +134,8 @@ def test_csv_one_row_per_cell_with_selected_hyper_params_and_quote(tmp_path):
     assert json.loads(first["hyper_params"]) == {"train.lr": 0.01}
     assert (first["n_seeds"], first["best"], first["seed_2"]) == ("3", "0", "0.74")
     prefix_rte = rows[3]
-    assert (prefix_rte["paper_table"], prefix_rte["paper_row"], prefix_rte["paper_value"]) == ("2", "Prefix Tuning", "84.8")
+    paper_cell = (prefix_rte["paper_table"], prefix_rte["paper_row"], prefix_rte["paper_value"])
+    assert paper_cell == ("2", "Prefix Tuning", "84.8")
     assert "arXiv:2206.01958" in prefix_rte["paper_source"] and "backbone: ours ?" in prefix_rte["paper_differs"]
     assert rows[2]["best"] == "1" and rows[5]["best"] == "1"
 
@@ -147,7 +149,8 @@ def test_multirc_column_uses_its_own_metric():
     assert table.metrics == {"cb": "accuracy", "multirc": "f1a"}
     md = paper.to_markdown(table)
     assert md.splitlines()[0] == "| method | paper row | CB | CB paper | MultiRC (F1a) | MultiRC paper | avg |"
-    assert "| Prompt Tuning | T2: Prompt Tuning | **60.0 ± 0.0** | 71.3 [a,b,c] | **55.0 ± 7.1** | 56.7 [a,b,c,d] |" in md
+    assert ("| Prompt Tuning | T2: Prompt Tuning | **60.0 ± 0.0** | 71.3 [a,b,c] | **55.0 ± 7.1** | "
+            "56.7 [a,b,c,d] |") in md
     assert "  - [d] metric: ours F1a; the paper does not state it." in md  # the paper's MultiRC metric
     assert paper.parse_task_metrics(["multirc=em", "cb=accuracy"]) == {"multirc": "em", "cb": "accuracy"}
     with pytest.raises(ValueError, match="TASK=METRIC"):
@@ -258,9 +261,11 @@ def test_cli_report_combines_sweeps_writes_and_logs_paper_outputs(tmp_path, monk
     assert main(["report", "sweep-cb", "sweep-rte", "--tracking-uri", uri, "--experiment", "ipt-paper-test",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| method | CB | RTE | avg |" in printed
+    assert "| method | paper row | CB | CB paper | RTE | RTE paper | avg |" in printed
     md = (out / "paper.md").read_text()
-    assert "| PT + Encoder IPT (cnn) | **60.5 ± 0.7** | **60.5 ± 0.7** | **60.5** |" in md  # last epoch
+    assert ("| PT + Encoder IPT (cnn) | T2: Prompt Tuning + Encoder IPT (CNN) | **60.5 ± 0.7** | 82.1 [a,b,c] | "
+            "**60.5 ± 0.7** | 56.0 [a,b,c] | **60.5** |") in md  # last epoch; the IPT paper's Table 2 beside it
+    assert "[a] backbone: ours minilm-l6; the paper roberta-large." in md
     assert {p.name for p in out.iterdir()} >= {"results.csv", "results.md", "results.png", "paper.md", "paper.csv"}
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("ipt-paper-test")
@@ -273,7 +278,8 @@ def test_cli_report_combines_sweeps_writes_and_logs_paper_outputs(tmp_path, monk
     assert main(["report", "sweep-cb", "--tracking-uri", uri, "--experiment", "ipt-paper-test", "--epoch", "best",
                  "--paper", "--no-log"]) == 0
     printed = capsys.readouterr().out
-    assert "| PT + Encoder IPT (cnn) | **65.5 ± 0.7** |" in printed and "best seed mean" in printed
+    assert "| PT + Encoder IPT (cnn) | T2: Prompt Tuning + Encoder IPT (CNN) | **65.5 ± 0.7** |" in printed
+    assert "best seed mean" in printed and "which also chose the epoch and configuration" in printed
     assert main(["report", "sweep-cb", "no-such-sweep", "--tracking-uri", uri, "--experiment", "ipt-paper-test"]) == 2
 
 
