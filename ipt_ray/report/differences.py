@@ -92,8 +92,14 @@ def differences(cell: Cell, value: PublishedValue, epoch: str = "last") -> tuple
 
 
 def compare(table: PaperTable) -> dict[CellKey, Comparison]:
-    """The paper's value and the differences of every cell of ``table`` that has one (percent metrics only)."""
-    out = {}
+    """The paper's value and the differences of every cell of ``table`` that has one (percent metrics only).
+
+    Curves against anything but ``method.seq_util_rate`` (Table 6's x) get none: the paper printed no
+    number per prompt length (Figure 5), and a table's best-of-sweep value beside each point would mislead.
+    """
+    out: dict[CellKey, Comparison] = {}
+    if table.x_key not in (None, "method.seq_util_rate"):
+        return out
     for key, cell in table.cells.items():
         if not cell.n_seeds or not table.pct.get(cell.task, False):
             continue

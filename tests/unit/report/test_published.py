@@ -216,6 +216,10 @@ def test_table6_rates_are_paper_values_in_the_curve_csv(tmp_path):
     # the table keeps each encoder's best rate, beside the paper's value at that rate
     md = paths["paper_md"].read_text()
     assert "| PT + Encoder IPT (cnn) | T6: Encoder IPT (CNN) | **64.5 ± 0.7** | 64.6 [a,b] |" in md
+    # Figure 5 printed no numbers: a prompt-length curve has no paper values (not Table 2's best beside each point)
+    lengths = [r for k in (16, 32) for r in fake(cfg("cb", "prompt_tuning", prompt_length=k), [0.6, 0.7])]
+    curve = paper.build_table(aggregate(lengths, "accuracy"), x_key="method.prompt_length")
+    assert paper.compare(curve) == {} and paper.compare(paper.build_table(aggregate(lengths, "accuracy")))
 
 
 def test_no_other_papers_number_is_in_the_paper_column(tmp_path):
