@@ -24,7 +24,9 @@ METRIC_NAMES = {"accuracy": "acc", "f1a": "F1a", "em": "EM"}
 DEFAULT_TASK_METRICS = {"multirc": "f1a"}
 
 #: Shared method fields that make a variant of any prompt strategy (named in its label when they vary).
-SHARED_QUALIFIERS = ("head",)
+#: ``hard_prompt``: Table 5's "Random IPT + hard prompts" row differs from "Random IPT" only by it (a field
+#: of the strategies that have it; None elsewhere), so it must part rows, never be selected over.
+SHARED_QUALIFIERS = ("head", "hard_prompt")
 #: Params that name the task or the place of a config, never a hyper-parameter to select over.
 _TASK_IDENTITY = ("method.strategy", "method.injection", "task.name", "task.cv_fold", "backbone.name")
 

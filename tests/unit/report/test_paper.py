@@ -90,15 +90,20 @@ def test_methods_by_tasks_markdown_bold_best_and_paper_column():
     assert table.methods == ["Prompt Tuning", "Prefix Tuning", "PT + Encoder IPT (cnn)"]  # paper order; failed: no row
     md = paper.to_markdown(table)
     lines = md.splitlines()
-    # RTE has a quoted number (Prefix Tuning, P-tuning v2's README), CB has none: only RTE gets a paper column
-    assert lines[0] == "| method | CB | RTE | RTE (paper) | avg |"
-    assert lines[1] == "|---|---|---|---|---|"
-    assert lines[2] == "| Prompt Tuning | 72.0 ± 2.0 | 60.0 ± 2.0 |  | 66.0 |"  # best lr per task: 0.01 / 0.03
-    assert lines[3] == "| Prefix Tuning | **82.0 ± 2.0** | 61.0 ± 1.0 | 86.6 [1] | 71.5 |"
-    assert lines[4] == "| PT + Encoder IPT (cnn) | 78.0 ± 2.0 | **66.0 ± 2.0** |  | **72.0** |"
+    # every row is a Table 2 cell of the IPT paper: its row label, and its value beside ours in each task
+    assert lines[0] == "| method | paper row | CB | CB paper | RTE | RTE paper | avg |"
+    assert lines[1] == "|---|---|---|---|---|---|---|"
+    # best lr per task: 0.01 / 0.03; [a]: the backbone (not recorded), [b]: the split, [c]: 3 epochs
+    assert lines[2] == ("| Prompt Tuning | T2: Prompt Tuning | 72.0 ± 2.0 | 71.3 [a,b,c] | 60.0 ± 2.0 | 50.2 [a,b,c] | "
+                        "66.0 |")
+    assert lines[3] == ("| Prefix Tuning | T2: Prefix Tuning | **82.0 ± 2.0** | 100.0 [a,b,c] | 61.0 ± 1.0 | "
+                        "84.8 [a,b,c] | 71.5 |")
+    assert lines[4].startswith("| PT + Encoder IPT (cnn) | T2: Prompt Tuning + Encoder IPT (CNN) | 78.0 ± 2.0 | 82.1 ")
     assert "best configuration on the dev mean over: `train.lr`" in md
-    assert "'(paper)' columns quote published numbers" in md
-    assert "[1] Liu et al. 2022, P-Tuning v2" in md
+    assert "arXiv:2206.01958" in md and "  - [c] epochs: ours 3; the paper 20-100" in md
+    # P-tuning v2's RTE number only in its own section, under its own name
+    assert "86.6" not in md.split("Other published numbers")[0]
+    assert "- P-tuning v2 RTE 86.6 (Liu et al. 2022, P-Tuning v2" in md
     chosen = table.cell("Prompt Tuning", "rte")
     assert chosen.hyper["train.lr"] == 0.03 and chosen.values == pytest.approx({0: 0.58, 1: 0.60, 2: 0.62})
 
@@ -114,7 +119,7 @@ def test_cells_with_fewer_seeds_are_marked():
     results = fake({"method.strategy": "prompt_tuning", "task.name": "cb"}, [0.5, 0.7, 0.6]) + \
         fake({"method.strategy": "random_ipt", "task.name": "cb"}, [0.8])
     md = paper.to_markdown(paper.build_table(aggregate(results, "accuracy")))
-    assert "| PT + Random IPT | **80.0 ± 0.0 (n=1)** |" in md
+    assert "| PT + Random IPT | T2: Prompt Tuning + Random IPT | **80.0 ± 0.0 (n=1)** |" in md
 
 
 def test_csv_one_row_per_cell_with_selected_hyper_params_and_quote(tmp_path):
@@ -129,7 +134,9 @@ def test_csv_one_row_per_cell_with_selected_hyper_params_and_quote(tmp_path):
     assert json.loads(first["hyper_params"]) == {"train.lr": 0.01}
     assert (first["n_seeds"], first["best"], first["seed_2"]) == ("3", "0", "0.74")
     prefix_rte = rows[3]
-    assert prefix_rte["paper_value"] == "86.6" and "P-Tuning v2" in prefix_rte["paper_source"]
+    paper_cell = (prefix_rte["paper_table"], prefix_rte["paper_row"], prefix_rte["paper_value"])
+    assert paper_cell == ("2", "Prefix Tuning", "84.8")
+    assert "arXiv:2206.01958" in prefix_rte["paper_source"] and "backbone: ours ?" in prefix_rte["paper_differs"]
     assert rows[2]["best"] == "1" and rows[5]["best"] == "1"
 
 
@@ -141,8 +148,10 @@ def test_multirc_column_uses_its_own_metric():
     table = paper.build_table({"accuracy": acc, "f1a": f1a}, paper.parse_task_metrics([]))
     assert table.metrics == {"cb": "accuracy", "multirc": "f1a"}
     md = paper.to_markdown(table)
-    assert md.splitlines()[0] == "| method | CB | MultiRC (F1a) | avg |"
-    assert "| Prompt Tuning | **60.0 ± 0.0** | **55.0 ± 7.1** |" in md
+    assert md.splitlines()[0] == "| method | paper row | CB | CB paper | MultiRC (F1a) | MultiRC paper | avg |"
+    assert ("| Prompt Tuning | T2: Prompt Tuning | **60.0 ± 0.0** | 71.3 [a,b,c] | **55.0 ± 7.1** | "
+            "56.7 [a,b,c,d] |") in md
+    assert "  - [d] metric: ours F1a; the paper does not state it." in md  # the paper's MultiRC metric
     assert paper.parse_task_metrics(["multirc=em", "cb=accuracy"]) == {"multirc": "em", "cb": "accuracy"}
     with pytest.raises(ValueError, match="TASK=METRIC"):
         paper.parse_task_metrics(["multirc"])
@@ -162,7 +171,7 @@ def test_cross_validation_folds_are_averaged_per_seed_then_selected():
     assert table.settings == {"cb": "few-shot"} and table.selected_over == ["train.lr"]
     md = paper.to_markdown(table)
     assert "mean over 4 cross-validation folds" in md and md.splitlines()[0] == "| method | CB |"
-    assert "No published numbers are on file" in md
+    assert "No cell of the IPT paper's Tables 2, 3, 5 and 6 matches" in md  # Table 3 has no Prompt Tuning row
 
 
 def test_plots_are_pngs_with_one_line_per_method(tmp_path):
@@ -252,9 +261,11 @@ def test_cli_report_combines_sweeps_writes_and_logs_paper_outputs(tmp_path, monk
     assert main(["report", "sweep-cb", "sweep-rte", "--tracking-uri", uri, "--experiment", "ipt-paper-test",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| method | CB | RTE | avg |" in printed
+    assert "| method | paper row | CB | CB paper | RTE | RTE paper | avg |" in printed
     md = (out / "paper.md").read_text()
-    assert "| PT + Encoder IPT (cnn) | **60.5 ± 0.7** | **60.5 ± 0.7** | **60.5** |" in md  # last epoch
+    assert ("| PT + Encoder IPT (cnn) | T2: Prompt Tuning + Encoder IPT (CNN) | **60.5 ± 0.7** | 82.1 [a,b,c] | "
+            "**60.5 ± 0.7** | 56.0 [a,b,c] | **60.5** |") in md  # last epoch; the IPT paper's Table 2 beside it
+    assert "[a] backbone: ours minilm-l6; the paper roberta-large." in md
     assert {p.name for p in out.iterdir()} >= {"results.csv", "results.md", "results.png", "paper.md", "paper.csv"}
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("ipt-paper-test")
@@ -267,7 +278,8 @@ def test_cli_report_combines_sweeps_writes_and_logs_paper_outputs(tmp_path, monk
     assert main(["report", "sweep-cb", "--tracking-uri", uri, "--experiment", "ipt-paper-test", "--epoch", "best",
                  "--paper", "--no-log"]) == 0
     printed = capsys.readouterr().out
-    assert "| PT + Encoder IPT (cnn) | **65.5 ± 0.7** |" in printed and "best seed mean" in printed
+    assert "| PT + Encoder IPT (cnn) | T2: Prompt Tuning + Encoder IPT (CNN) | **65.5 ± 0.7** |" in printed
+    assert "best seed mean" in printed and "which also chose the epoch and configuration" in printed
     assert main(["report", "sweep-cb", "no-such-sweep", "--tracking-uri", uri, "--experiment", "ipt-paper-test"]) == 2
 
 
@@ -340,28 +352,19 @@ def test_cpu_table2_cb_rte_is_the_requested_grid():
 # ---------------------------------------------------------------- quoted numbers
 
 
-def _all_labels() -> set[str]:
-    out = set()
-    for strategy, injection, encoder in itertools.product(
-            ["fine_tuning", "prompt_tuning", "ppt", "structured", "random_ipt", "pretrained_ipt", "encoder_ipt"],
-            ["input", "prefix"], ["cnn", "rnn", "mlp"]):
-        out.add(paper.method_label({"strategy": strategy, "injection": injection, "encoder": encoder}))
-    return out
-
-
-def test_every_quoted_number_names_its_source():
-    labels = _all_labels()
-    for v in paper.PAPER_VALUES:
-        assert v.source in paper.SOURCES, v
+def test_other_papers_numbers_name_their_source_and_never_an_ipt_label():
+    labels = {paper.method_label({"strategy": s, "injection": i, "encoder": e}) for s, i, e in itertools.product(
+        ["fine_tuning", "prompt_tuning", "ppt", "structured", "random_ipt", "pretrained_ipt", "encoder_ipt"],
+        ["input", "prefix"], ["cnn", "rnn", "mlp"])}
+    for v in paper.OTHER_PUBLISHED:
         source = paper.SOURCES[v.source]
         assert source.citation.strip() and source.url.strip() and source.note.strip(), v.source
-        assert v.method in labels and v.task in paper.TASK_ORDER and v.setting in ("full", "few-shot")
+        assert v.name not in labels and v.task in paper.TASK_ORDER and v.setting in ("full", "few-shot")
         assert v.metric in ("accuracy", "f1a", "em") and 0.0 < v.value <= 100.0
-    # one value per cell: a quoted number is never ambiguous
-    keys = [(v.setting, v.method, v.task, v.metric) for v in paper.PAPER_VALUES]
+    keys = [(v.name, v.setting, v.task, v.metric) for v in paper.OTHER_PUBLISHED]
     assert len(keys) == len(set(keys))
     with pytest.raises(TypeError):
-        paper.PaperValue("full", "Prompt Tuning", "cb", "accuracy", 50.0)  # type: ignore[call-arg]  # no source
+        paper.QuotedValue("P-tuning v2", "full", "cb", "accuracy", 50.0)  # type: ignore[call-arg]  # no source
 
 
 def test_a_row_has_one_name_in_every_column():
