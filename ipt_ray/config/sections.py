@@ -69,11 +69,23 @@ class BackboneConfig(StrictSection):
 
 class TrainConfig(StrictSection):
     epochs: int = Field(3, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="examples per micro-batch (per worker); an optimizer step sees "
+                            "batch_size x grad_accumulation x workers examples")
+    grad_accumulation: int = Field(1, ge=1, description="micro-batches per optimizer step (1: a step per batch); "
+                                   "each micro-batch's loss is weighted by its share of the step's examples, and "
+                                   "an epoch's last, incomplete group of micro-batches still steps")
     eval_batch_size: int = Field(64, ge=1)
-    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    lr: float = Field(3e-3, gt=0.0, le=10.0, description="AdamW learning rate of the prompt parameters (soft prompt, "
+                      "prompt table, encoder or hypernetwork, and the injection's own, e.g. the prefix MLP); for "
+                      "fine-tuning, of the backbone")
+    head_lr: float | None = Field(None, gt=0.0, le=10.0, description="learning rate of the classification head; "
+                                  "None: train.lr")
     weight_decay: float = Field(0.0, ge=0.0)
-    warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0)
+    warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0, description="linear warm-up as a share of the optimizer "
+                                "steps; ignored when train.warmup_steps is set")
+    warmup_steps: int | None = Field(None, ge=0, description="linear warm-up in optimizer steps (capped at the "
+                                     "run's total, with a warning); takes precedence over train.warmup_ratio; "
+                                     "None: train.warmup_ratio applies")
     max_grad_norm: float = Field(1.0, gt=0.0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     execution: Literal["auto", "batched", "sequential"] = "auto"

@@ -48,14 +48,38 @@ def load_trainer_state(path: str | Path) -> dict[str, Any]:
 def restore_trainer_state(training: SeedTraining, state: dict[str, Any]) -> int:
     """Load ``state`` into ``training`` (same seeds); returns the epoch to continue from (0-based)."""
     training.group.load_state_dict(state["adapters"])
-    for o, s in zip(training.optimizers, state["optimizers"]):
-        o.load_state_dict(s)
-    for sch, s in zip(training.schedulers, state["schedulers"]):
-        sch.load_state_dict(s)
+    for o, sch, saved_o, saved_sch in zip(training.optimizers, training.schedulers, state["optimizers"],
+                                          state["schedulers"]):
+        saved_o, saved_sch = regrouped(o, saved_o, saved_sch)
+        o.load_state_dict(saved_o)
+        sch.load_state_dict(saved_sch)
     for a, rng in zip(training.adapters, state["dropout_rng"]):
         if rng:
             a.head.dropout.set_rng_state(rng)
     return state["epoch"] + 1
+
+
+def regrouped(optimizer: torch.optim.Optimizer, saved: dict[str, Any],
+              schedule: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checkpoint's optimizer and schedule state in ``optimizer``'s parameter groups.
+
+    Checkpoints written before the groups (prompt / head / backbone) hold one group over the same
+    parameters in the same flat order, all at one learning rate: that group is split to the current
+    groups' sizes. Any other mismatch is an error that names both layouts.
+    """
+    groups, current = saved["param_groups"], optimizer.param_groups
+    if len(groups) == len(current):
+        return saved, schedule
+    sizes = [len(g["params"]) for g in current]
+    if len(groups) != 1 or len(groups[0]["params"]) != sum(sizes):
+        raise ValueError(f"the checkpoint's optimizer has {len(groups)} parameter group(s) of sizes "
+                         f"{[len(g['params']) for g in groups]}, this run's {sizes}: not the same adapter")
+    ids, start, split = list(groups[0]["params"]), 0, []
+    for group, n in zip(current, sizes):
+        split.append({**groups[0], "name": group.get("name"), "params": ids[start:start + n]})
+        start += n
+    schedule = {**schedule, **{k: list(schedule[k]) * len(current) for k in ("base_lrs", "_last_lr") if k in schedule}}
+    return {**saved, "param_groups": split}, schedule
 
 
 def save_epoch_checkpoint(runtime: Runtime, run_dir: Path, training: SeedTraining, epoch: int, history: list,

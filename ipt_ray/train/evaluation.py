@@ -59,15 +59,18 @@ def evaluate(group: SeedGroup, batches: Any, spec: Any, device: torch.device, ba
 
 
 def epoch_metrics(seeds: Sequence[int], evals: Sequence[dict[str, float]], loss_sums: np.ndarray,
-                  steps: int, test_evals: Sequence[dict[str, float]] | None = None) -> dict[int, dict[str, float]]:
+                  steps: int, test_evals: Sequence[dict[str, float]] | None = None,
+                  lrs: Sequence[dict[str, float]] | None = None) -> dict[int, dict[str, float]]:
     """seed -> its ``dev_*`` metrics, its ``test_*`` ones when the splits have a test set (``test_evals``,
-    reported only: selection reads ``dev_*``), and mean ``train_loss`` over the epoch's ``steps``
-    (``loss_sums`` ``[S]``)."""
+    reported only: selection reads ``dev_*``), mean ``train_loss`` over the epoch's ``steps`` micro-batches
+    (``loss_sums`` ``[S]``) and its learning rates at the epoch's last step (``lrs``: ``lr_prompt``,
+    ``lr_head``, ``lr_backbone``, one per parameter group)."""
     tests = test_evals if test_evals is not None else [{} for _ in seeds]
+    rates = lrs if lrs else [{} for _ in seeds]
     return {
         s: {**{f"dev_{k}": v for k, v in ev.items()}, **{f"test_{k}": v for k, v in test.items()},
-            "train_loss": float(loss_sums[i] / max(1, steps))}
-        for i, (s, ev, test) in enumerate(zip(seeds, evals, tests))
+            "train_loss": float(loss_sums[i] / max(1, steps)), **rate}
+        for i, (s, ev, test, rate) in enumerate(zip(seeds, evals, tests, rates))
     }
 
 

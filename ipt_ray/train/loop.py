@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from ipt_ray.train.checkpoints import (discard_reported_checkpoint, load_trainer
 from ipt_ray.train.evaluation import epoch_metrics, epoch_report, evaluate, merge_epoch
 from ipt_ray.train.inputs import Prepared, backbone_collator, prepared_inputs, train_loader
 from ipt_ray.train.runtime import Runtime, make_runtime, progress_bar
-from ipt_ray.train.step import SeedTraining, start_seed_training, train_step
+from ipt_ray.train.step import SeedTraining, accumulated_step, group_lrs, start_seed_training
 
 
 @dataclass
@@ -130,10 +130,10 @@ def train_seed_group(run: LoopRun, seeds: list[int], state: dict[str, Any] | Non
 def run_epoch(run: LoopRun, training: SeedTraining, epoch: int, resumed_from: int) -> None:
     """Train, evaluate, checkpoint and report one epoch (0-based) of the group."""
     t0 = time.perf_counter()
-    loss_sums, steps = train_epoch(run, training, epoch)
+    loss_sums, steps, lrs = train_epoch(run, training, epoch)
     evals = score(run, training, run.eval_batches)
     test_evals = score(run, training, run.test_batches) if run.test_batches is not None else None
-    record = merge_epoch(run.history, epoch, epoch_metrics(training.seeds, evals, loss_sums, steps, test_evals),
+    record = merge_epoch(run.history, epoch, epoch_metrics(training.seeds, evals, loss_sums, steps, test_evals, lrs),
                          time.perf_counter() - t0)
     checkpoint_dir = save_epoch_checkpoint(run.runtime, run.run_dir, training, epoch, run.history, run.finished)
     if len(training.seeds) == len(run.seeds):  # every seed in this group: report each epoch as it ends
@@ -148,30 +148,49 @@ def score(run: LoopRun, training: SeedTraining, batches: Any) -> list[dict[str, 
     return evaluate(training.group, batches, run.inputs.spec, run.runtime.device, run.batched, run.autocast)
 
 
-def train_epoch(run: LoopRun, training: SeedTraining, epoch: int) -> tuple[np.ndarray, int]:
-    """One pass over the train split for every seed: the seeds' summed losses ``[S]`` and the step count."""
+def train_epoch(run: LoopRun, training: SeedTraining, epoch: int) -> tuple[np.ndarray, int, list[dict[str, float]]]:
+    """One pass over the train split for every seed: the seeds' summed micro-batch losses ``[S]``, the
+    micro-batch count, and each seed's learning rates (per parameter group) at the epoch's last step.
+
+    An optimizer step every ``train.grad_accumulation`` micro-batches; the epoch's last, incomplete group
+    steps too, so no gradient crosses an epoch boundary (nor a checkpoint).
+    """
     train = run.cfg.train
     training.model.train()
     loaders = [train_loader(run.inputs.rows["train"], train.batch_size, run.collator, s, epoch, run.runtime)
                for s in training.seeds]
     # summed on the device (float64, as before on the host): no sync per seed and step
     loss_sums = torch.zeros(len(training.seeds), dtype=torch.float64, device=run.runtime.device)
-    steps = 0
-    bar = progress_bar(train.progress, run.runtime, training.steps_per_epoch,
+    micro_steps = 0
+    lrs: list[dict[str, float]] = []
+    bar = progress_bar(train.progress, run.runtime, training.micro_batches_per_epoch,
                        f"epoch {epoch + 1}/{train.epochs} seeds {training.seeds}")
-    for batches in zip(*loaders):
+    for group in accumulation_groups(zip(*loaders), train.grad_accumulation):
         if run.threads_fn is not None:
             run.threads_fn()
-        batches = [b.to(run.runtime.device) for b in batches]
-        loss_sums += train_step(training.model, training.adapters, training.optimizers, training.schedulers, batches,
-                                run.batched, run.autocast, train.max_grad_norm)
-        steps += 1
+        group = [[b.to(run.runtime.device) for b in batches] for batches in group]
+        lrs = [group_lrs(o) for o in training.optimizers]  # the rates this step uses
+        loss_sums += accumulated_step(training.model, training.adapters, training.optimizers, training.schedulers,
+                                      group, run.batched, run.autocast, train.max_grad_norm)
+        micro_steps += len(group)
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sums.mean().item() / steps:.4f}")
+            bar.update(len(group))
+            bar.set_postfix(loss=f"{loss_sums.mean().item() / micro_steps:.4f}")
     if bar is not None:
         bar.close()
-    return loss_sums.cpu().numpy(), steps
+    return loss_sums.cpu().numpy(), micro_steps, lrs
+
+
+def accumulation_groups(batches: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``batches`` in consecutive lists of ``size`` (the last may be shorter)."""
+    group: list[Any] = []
+    for item in batches:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def final_report(run: LoopRun) -> dict[str, Any]:
