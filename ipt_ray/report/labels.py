@@ -25,8 +25,10 @@ DEFAULT_TASK_METRICS = {"multirc": "f1a"}
 
 #: Shared method fields that make a variant of any prompt strategy (named in its label when they vary).
 #: ``hard_prompt``: Table 5's "Random IPT + hard prompts" row differs from "Random IPT" only by it (a field
-#: of the strategies that have it; None elsewhere), so it must part rows, never be selected over.
-SHARED_QUALIFIERS = ("head", "hard_prompt")
+#: of the strategies that have it; None elsewhere), so it must part rows, never be selected over. So must
+#: ``prefix_projection`` (P-tuning v2 without the MLP is another method, not a tuned value) and the
+#: task-level prompt of "Prefix + IPT".
+SHARED_QUALIFIERS = ("head", "hard_prompt", "prefix_projection", "task_prompt_length")
 #: Params that name the task or the place of a config, never a hyper-parameter to select over.
 _TASK_IDENTITY = ("method.strategy", "method.injection", "task.name", "task.cv_fold", "backbone.name")
 

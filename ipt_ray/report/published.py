@@ -114,8 +114,9 @@ class MethodIdentity:
 
     @property
     def label(self) -> str:
-        """Our label of it (``Prefix + Random IPT``; ``+ hard prompts`` where it has them)."""
-        return method_label(self.method()) + (" + hard prompts" if self.hard_prompt else "")
+        """Our label of it (``Prefix + Random IPT``; ``+ hard prompts`` where it has them: the strategy's
+        ``display_label`` says so)."""
+        return method_label(self.method())
 
 
 @dataclass(frozen=True)

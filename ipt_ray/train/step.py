@@ -22,7 +22,8 @@ from ipt_ray.train.runtime import Runtime
 
 #: The optimizer's parameter groups, by the adapter's top-level module: the prompt parameters (source and
 #: injection) and, for fine-tuning, the unfrozen backbone copy train at ``train.lr``; the head at ``train.head_lr``.
-GROUP_OF_MODULE = {"source": "prompt", "injection": "prompt", "encoder": "backbone", "head": "head"}
+GROUP_OF_MODULE = {"source": "prompt", "task_prompt": "prompt", "injection": "prompt", "encoder": "backbone",
+                   "head": "head"}
 
 
 def parameter_groups(adapter: torch.nn.Module, lr: float, head_lr: float | None = None) -> list[dict[str, Any]]:
