@@ -33,6 +33,7 @@ from ipt_ray.config.strategies import (
     FileOption,
     StrategyOptions,
     StrategySpec,
+    hard_prompt_for,
     register_strategy,
     strategy_names,
     strategy_spec,
@@ -46,5 +47,5 @@ __all__ = [
     "MethodConfig", "method_defaults", "method_fields", "load_plugin", "load_plugins", "PRETRAIN_SPLITS",
     "PretrainConfig", "PretrainSource", "BackboneConfig", "ClusterConfig", "ExperimentConfig", "ParamSpace",
     "SweepConfig", "TaskConfig", "TrackingConfig", "TrainConfig", "FileOption", "StrategyOptions", "StrategySpec",
-    "register_strategy", "strategy_names", "strategy_spec", "strategy_specs",
+    "hard_prompt_for", "register_strategy", "strategy_names", "strategy_spec", "strategy_specs",
 ]

@@ -15,6 +15,7 @@ from ipt_ray.config.dataset import DatasetConfig, builtin_name_errors, check_cus
 from ipt_ray.config.method import MethodConfig
 from ipt_ray.config.plugins import load_plugins
 from ipt_ray.config.pretraining import PretrainConfig
+from ipt_ray.config.strategies import hard_prompt_for
 
 
 class TaskConfig(StrictSection):
@@ -218,7 +219,19 @@ class ExperimentConfig(StrictSection):
     def _check(self) -> ExperimentConfig:
         if self.task.few_shot_k is None and self.task.cv_fold is not None:
             raise ValueError("task.cv_fold needs task.few_shot_k (cross validation is the few-shot protocol)")
+        self._resolve_hard_prompt()
         return self
+
+    def _resolve_hard_prompt(self) -> None:
+        """A per-task ``method.hard_prompt`` mapping becomes this run's text, so trials and adapters see a string."""
+        value = getattr(self.method, "hard_prompt", None)
+        if not isinstance(value, dict):
+            return
+        text = hard_prompt_for(value, self.task.name)
+        if text is None and "hard_prompt" in self.method.spec.option_fields():
+            raise ValueError(f"method.hard_prompt has no text for task.name {self.task.name!r} "
+                             f"(it has: {', '.join(map(repr, value))})")
+        self.method.hard_prompt = text
 
     def with_overrides(self, overrides: dict[str, Any]) -> ExperimentConfig:
         """A validated copy with dotted keys (``method.prompt_length``) replaced."""

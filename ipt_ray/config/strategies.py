@@ -159,20 +159,29 @@ class TableOptions(StrategyOptions):
 
 
 class HardPromptOptions(StrategyOptions):
-    hard_prompt: str | None = Field(
+    hard_prompt: str | dict[str, str] | None = Field(
         None,
         description="Table 5's hard type prompt: this text's token ids (backbone tokenizer, no special tokens) come "
         "before the instance's first k content tokens, and the prompt is the table rows of both (length = "
-        "len(ids) + k; a compact table gives the ids their own rows). Paper: 'Human Activities' for AG News, "
-        "'Culture and the Arts' for SST-2 and IMDB",
+        "len(ids) + k; a compact table gives the ids their own rows). A mapping gives each task.name its own text "
+        "(one sweep over several tasks). Paper: 'Human Activities' for AG News, 'Culture and the Arts' for SST-2 "
+        "and IMDB",
     )
 
     @field_validator("hard_prompt")
     @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
+    def _not_blank(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        texts = value.values() if isinstance(value, dict) else [] if value is None else [value]
+        if isinstance(value, dict) and not value:
+            raise ValueError("an empty mapping gives no task a hard prompt: leave method.hard_prompt unset instead")
+        if any(not text.strip() for text in texts):
             raise ValueError("an empty hard prompt has no tokens: leave method.hard_prompt unset instead")
         return value
+
+
+def hard_prompt_for(value: str | Mapping[str, str] | None, task: str) -> str | None:
+    """The hard prompt text a run on ``task`` uses: the text itself, or the mapping's entry for ``task``."""
+    return value.get(task) if isinstance(value, Mapping) else value
 
 
 class EncoderOptions(StrategyOptions):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ipt_ray.config import TrainConfig
+from ipt_ray.config import TrainConfig, hard_prompt_for
 from ipt_ray.report.labels import METRIC_NAMES, effective_method
 from ipt_ray.report.published import HARD_PROMPTS, PublishedValue, paper_value
 from ipt_ray.report.table import Cell, CellKey, PaperTable
@@ -84,8 +84,9 @@ def differences(cell: Cell, value: PublishedValue, epoch: str = "last") -> tuple
     if info.prompt_length is not None and method.get("prompt_length") != info.prompt_length:
         out.append(Difference("prompt length", str(method.get("prompt_length")), str(info.prompt_length)))
     wanted = HARD_PROMPTS.get(value.task)
-    if value.identity.hard_prompt and wanted and method.get("hard_prompt") != wanted:
-        out.append(Difference("hard prompt", repr(method.get("hard_prompt")), repr(wanted)))
+    ours = hard_prompt_for(method.get("hard_prompt"), value.task)  # a text, or the task's text of a mapping
+    if value.identity.hard_prompt and wanted and ours != wanted:
+        out.append(Difference("hard prompt", repr(ours), repr(wanted)))
     if value.metric is None:
         out.append(Difference("metric", METRIC_NAMES.get(cell.metric, cell.metric), "does not state it"))
     return tuple(out)

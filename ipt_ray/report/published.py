@@ -99,7 +99,7 @@ class MethodIdentity:
         hard = method.get("hard_prompt")
         return cls(name, str(method.get("injection", "input")) if spec.uses_prompt else None,
                    str(method.get("encoder")) if "encoder" in spec.option_fields() else None,
-                   isinstance(hard, str) and bool(hard.strip()))
+                   bool(hard) and (not isinstance(hard, str) or bool(hard.strip())))  # a text, or texts per task
 
     def method(self, task: str | None = None) -> dict[str, Any]:
         """A method section of this identity (``hard_prompt``: the paper's tokens for ``task``)."""

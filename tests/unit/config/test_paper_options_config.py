@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipt_ray.config import ConfigError, strategy_spec, validate_config
+from ipt_ray.config import ConfigError, ExperimentConfig, strategy_spec, validate_config
 
 
 def method(**fields):
@@ -89,3 +89,19 @@ def test_report_rows_tell_the_backbone_table_ablation_and_hard_prompts_apart():
     assert labels["c"] == "Prefix + Random IPT + hard prompts"
     assert labels["a"] != labels["b"] and "table_init=backbone" in labels["b"]
     assert rows["c"].base == rows["a"].base == "Prefix Tuning"
+
+
+def test_a_hard_prompt_per_task_becomes_the_runs_text():
+    """Table 5 in one sweep: method.hard_prompt maps each task to its type words; a run sees its task's text."""
+    texts = {"ag_news": "Human Activities", "sst2": "Culture and the Arts"}
+    method = {"strategy": "random_ipt", "injection": "prefix", "hard_prompt": texts}
+    cfg = ExperimentConfig.from_dict({"task": {"name": "sst2"}, "method": method})
+    assert cfg.method.hard_prompt == "Culture and the Arts"
+    assert ExperimentConfig.from_dict(cfg.model_dump()).method.hard_prompt == "Culture and the Arts"
+    with pytest.raises(ConfigError, match=r"method.hard_prompt has no text for task.name 'imdb' \(it has: 'ag_news', 'sst2'\)"):
+        ExperimentConfig.from_dict({"task": {"name": "imdb"}, "method": method})
+    # a strategy without hard prompts ignores the mapping
+    plain = ExperimentConfig.from_dict({"task": {"name": "imdb"}, "method": {**method, "strategy": "prompt_tuning"}})
+    assert plain.method.hard_prompt is None
+    with pytest.raises(ConfigError, match="empty hard prompt"):
+        ExperimentConfig.from_dict({"task": {"name": "sst2"}, "method": {**method, "hard_prompt": {"sst2": " "}}})

@@ -236,3 +236,14 @@ def test_no_other_papers_number_is_in_the_paper_column(tmp_path):
     rows = list(csv.DictReader(paper.to_csv(table, tmp_path / "paper.csv").open()))
     assert [r["paper_value"] for r in rows] == ["85", "84.8"]
     assert all(r["paper_source"] == paper.PAPER for r in rows)
+
+
+def test_a_hard_prompt_mapping_per_task_is_the_hard_prompt_row():
+    """Table 5 swept over tasks: ``method.hard_prompt`` as {task: text} is the "+ hard prompts" row too."""
+    from ipt_ray.report.published import MethodIdentity
+
+    per_task = MethodIdentity.of({"strategy": "random_ipt", "injection": "prefix",
+                                  "hard_prompt": {"sst2": "Culture and the Arts"}})
+    text = MethodIdentity.of({"strategy": "random_ipt", "injection": "prefix", "hard_prompt": "Culture and the Arts"})
+    plain = MethodIdentity.of({"strategy": "random_ipt", "injection": "prefix", "hard_prompt": None})
+    assert per_task == text and per_task.hard_prompt and not plain.hard_prompt
