@@ -151,7 +151,8 @@ class Choice:
     """The hyper-parameters cross validation chose for one (compare group, data seed).
 
     ``mean``: their dev mean over ``n_folds`` folds (each fold at its trial's dev-selected epoch);
-    ``candidates``: every hyper-parameter point with its fold mean and fold count, in grid order.
+    ``candidates``: every hyper-parameter point with its fold mean, fold count and ``[fold, dev value]``
+    pairs, in grid order.
     """
 
     group: dict[str, Any]
@@ -179,7 +180,7 @@ def choose_hyper(curves: Iterable[TrialCurve], compare: Sequence[str], hyper: Se
     better), then the better mean; ties go to the point earlier in ``order`` (the grid order; default: the
     order the points are first seen). Groups and data seeds come out sorted by (group id, data seed).
     """
-    folds: dict[tuple[str, int], dict[str, list[float]]] = {}
+    folds: dict[tuple[str, int], dict[str, list[tuple[int, float]]]] = {}
     groups: dict[str, dict[str, Any]] = {}
     points: dict[str, dict[str, Any]] = {}
     for curve in curves:
@@ -190,16 +191,18 @@ def choose_hyper(curves: Iterable[TrialCurve], compare: Sequence[str], hyper: Se
         scores = folds.setdefault((gid, curve.data_seed), {}).setdefault(pkey, [])
         epoch = selected_epoch(curve.dev, mode) if curve.status != "failed" else None
         if epoch is not None:
-            scores.append(curve.dev[epoch])
+            scores.append((int(curve.params.get(CV_FOLD, -1)), curve.dev[epoch]))
     rank = {_key(p): i for i, p in enumerate(order or [])}
     rank.update({k: len(rank) + i for i, k in enumerate(k for k in points if k not in rank)})
     sign = -1.0 if mode == "max" else 1.0
     choices = []
     for (gid, seed), by_point in sorted(folds.items()):
         candidates = []
-        for pkey, values in sorted(by_point.items(), key=lambda item: rank[item[0]]):
+        for pkey, scored in sorted(by_point.items(), key=lambda item: rank[item[0]]):
+            values = [v for _, v in sorted(scored)]
             mean = math.fsum(values) / len(values) if values else math.nan
-            candidates.append({"hyper": points[pkey], "mean": mean, "n_folds": len(values), "fold_values": values})
+            candidates.append({"hyper": points[pkey], "mean": mean, "n_folds": len(values),
+                               "fold_values": [list(fv) for fv in sorted(scored)]})
         finite = [c for c in candidates if c["n_folds"]]
         if not finite:
             continue  # every fold of every point failed: this (group, seed) has no final run

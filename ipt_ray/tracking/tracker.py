@@ -243,7 +243,7 @@ class SweepTracker(ModelLogging, JournalReplay):
             trial_id, config_id, params, result, seeds, strategy, tags), default=0)
 
     def _log_result_now(self, trial_id: str, config_id: str, params: dict[str, Any], result: dict[str, Any],
-                        seeds: Sequence[int], strategy: str, tags: dict[str, str] | None = None) -> int:
+                        seeds: Sequence[int], strategy: str, run_tags: dict[str, str] | None = None) -> int:
         epoch = result_epoch(result)
         per_seed, shared = per_seed_metrics(result), shared_metrics(result)
         ts = now_ms()
@@ -251,7 +251,7 @@ class SweepTracker(ModelLogging, JournalReplay):
         for seed in list(seeds) or sorted(per_seed):
             if not per_seed.get(seed):
                 continue  # this seed reported nothing here: do not mark the epoch as logged
-            run_id = self._child(trial_id, config_id, params, seed, strategy, tags)
+            run_id = self._child(trial_id, config_id, params, seed, strategy, run_tags)
             if epoch <= self._last_epoch.get(run_id, 0):
                 continue
             metrics = [Metric(k, v, ts, epoch) for k, v in {**per_seed[seed], **shared}.items()]
