@@ -128,6 +128,43 @@ class ParamSpace(StrictSection):
         return self
 
 
+#: Search keys that name a row or a column of a table (what is compared), not a hyper-parameter: the default
+#: of ``sweep.few_shot.compare`` is those searched, plus every whole-section key (``method``, ``task``).
+COMPARE_KEYS = ("method.strategy", "method.injection", "method.encoder", "task.name")
+
+
+class FewShotConfig(StrictSection):
+    """The few-shot protocol of Table 3 (Gao et al. 2021) as one sweep.
+
+    Per data seed: K per class for train and a disjoint K for dev are drawn from train; phase ``select``
+    runs every search-space point on each of the ``task.cv_folds`` stratified folds of those 2K per class
+    and, per compare group and data seed, keeps the hyper-parameters (the search keys not in ``compare``)
+    with the best mean over folds of the dev metric at each trial's dev-selected epoch; phase ``final``
+    trains each compare group with its chosen values on the first K, selects the epoch on the second K and
+    reports test (the original validation split) at that epoch. One trial trains one seed, its data seed.
+    """
+
+    data_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1,
+                                  description="the few-shot draws; each is one run of the final table")
+    compare: list[str] | None = Field(
+        None, description="search keys naming a table row or column (default: whole-section keys such as "
+                          f"method / task, and {', '.join(COMPARE_KEYS)} when searched); the other search keys "
+                          "are hyper-parameters chosen by cross validation per compare group and data seed")
+
+    @field_validator("data_seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v) or any(s < 0 for s in v):
+            raise ValueError(f"sweep.few_shot.data_seeds must be distinct and >= 0, got {v}")
+        return v
+
+    def compare_keys(self, search_space: dict[str, Any]) -> list[str]:
+        """The compare keys in search-space order (``compare`` as given, else the default above)."""
+        wanted = set(self.compare) if self.compare is not None else {
+            k for k in search_space if k in _SECTIONS or k in COMPARE_KEYS}
+        return [k for k in search_space if k in wanted]
+
+
 class SweepConfig(StrictSection):
     search_space: dict[str, ParamSpace] = Field(default_factory=dict)
     num_samples: int = Field(4, ge=1, description="configs to try")
@@ -144,6 +181,9 @@ class SweepConfig(StrictSection):
         2, ge=1, description="median, same_epoch_median: other trials needed before a trial can be stopped")
     max_concurrent_trials: int | None = Field(None, ge=1)
     name: str | None = Field(None, description="sweep name; default: derived from the YAML file name")
+    few_shot: FewShotConfig | None = Field(
+        None, description="run the few-shot protocol (cross validation per data seed, then train on K / "
+                          "early-stop on K / test on validation) as one sweep; needs task.few_shot_k")
 
     @field_validator("search_space")
     @classmethod
@@ -167,6 +207,32 @@ class SweepConfig(StrictSection):
                 raise ValueError(f"unknown search key {key!r} (allowed: {allowed}, fields of those sections, "
                                  "or a section name with mappings as choices)")
         return v
+
+    @model_validator(mode="after")
+    def _few_shot(self) -> SweepConfig:
+        few = self.few_shot
+        if few is None:
+            return self
+        if self.searcher != "grid":
+            raise ValueError(f"sweep.few_shot needs sweep.searcher 'grid', not {self.searcher!r}: every compare "
+                             "group must see the same hyper-parameter values on every data seed and fold, so that "
+                             "cross validation compares them on equal terms (a sampler draws different ones)")
+        if self.scheduler != "none":
+            raise ValueError(f"sweep.few_shot needs sweep.scheduler 'none', not {self.scheduler!r}: trials of "
+                             "different folds, data seeds and groups are not comparable, so none may stop another")
+        for key in ("task.cv_fold", "task.data_seed"):
+            if key in self.search_space:
+                raise ValueError(f"sweep.search_space.{key}: sweep.few_shot runs the folds (task.cv_folds) and "
+                                 "the data seeds (sweep.few_shot.data_seeds) itself; remove the key")
+        for value in (self.search_space["task"].values or []) if "task" in self.search_space else []:
+            if "cv_fold" in value or "data_seed" in value:
+                raise ValueError("sweep.search_space.task: with sweep.few_shot a task choice may not set cv_fold "
+                                 f"or data_seed (got {value}); the protocol sets them")
+        unknown = [k for k in few.compare or [] if k not in self.search_space]
+        if unknown:
+            raise ValueError(f"sweep.few_shot.compare: {unknown} are not search keys "
+                             f"(allowed: {', '.join(self.search_space) or 'none: the search space is empty'})")
+        return self
 
 
 class TrackingConfig(StrictSection):
@@ -219,6 +285,11 @@ class ExperimentConfig(StrictSection):
     def _check(self) -> ExperimentConfig:
         if self.task.few_shot_k is None and self.task.cv_fold is not None:
             raise ValueError("task.cv_fold needs task.few_shot_k (cross validation is the few-shot protocol)")
+        task_dim = self.sweep.search_space.get("task")
+        if self.sweep.few_shot is not None and self.task.few_shot_k is None and not (
+                task_dim is not None and all("few_shot_k" in v for v in task_dim.values or [])):
+            raise ValueError("sweep.few_shot needs task.few_shot_k (K examples per class), in the task section "
+                             "or in every choice of a searched task section")
         self._resolve_hard_prompt()
         return self
 

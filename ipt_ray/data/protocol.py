@@ -18,7 +18,7 @@ from ipt_ray.data.custom import custom_task
 from ipt_ray.data.loading import load_task
 from ipt_ray.data.specs import TaskSpec, get_task
 
-__all__ = ["few_shot_split", "cv_folds", "subsample", "stratified_split", "carve_dev", "protocol_splits", "load_splits"]
+__all__ = ["few_shot_split", "few_shot_pool", "cv_folds", "subsample", "stratified_split", "carve_dev", "protocol_splits", "load_splits"]
 
 
 def _labels(ds: datasets.Dataset) -> np.ndarray:
@@ -75,6 +75,12 @@ def few_shot_split(
             "test": dd[test_key],
         }
     )
+
+
+def few_shot_pool(few: datasets.DatasetDict) -> datasets.Dataset:
+    """The 2K examples per class of a :func:`few_shot_split` (its train half, then its dev half): what the
+    few-shot protocol's cross validation splits into folds."""
+    return datasets.concatenate_datasets([few["train"], few["dev"]])
 
 
 def cv_folds(
@@ -154,8 +160,11 @@ def carve_dev(train: datasets.Dataset, fraction: float, seed: int) -> tuple[data
 def protocol_splits(data: datasets.DatasetDict, task: TaskConfig) -> dict[str, datasets.Dataset]:
     """``train`` / ``dev`` (/ ``test``) of a loaded task under ``task.protocol`` (before any subsampling).
 
-    - Few-shot: K per class for train, K for dev, validation (a dataset's own ``test``) as test;
-      with ``cv_fold``, the fold's (train, dev) pair of the K-shot train set.
+    - Few-shot (Gao et al. 2021): per ``data_seed``, K per class for train and a disjoint K per class for
+      dev (the 2K per class the protocol samples), validation (a dataset's own ``test``) as test. With
+      ``cv_fold``: the fold's (train, dev) pair of a stratified ``cv_folds``-fold split of those 2K per
+      class (:func:`few_shot_pool`), and no test split: cross validation only chooses hyper-parameters,
+      so it never scores (or pays for) test.
     - ``paper``: train, validation as dev (as the paper selects and reports); a dataset's own ``test``
       is the test set.
     - ``heldout``, or no validation split: dev is a stratified ``heldout_fraction`` of train, and the
@@ -164,11 +173,10 @@ def protocol_splits(data: datasets.DatasetDict, task: TaskConfig) -> dict[str, d
     given_test = data["test"] if "test" in data else None
     if task.few_shot_k is not None:
         few = few_shot_split(data, task.few_shot_k, task.data_seed)
-        splits = {"train": few["train"], "dev": few["dev"], "test": few["test"] if given_test is None else given_test}
         if task.cv_fold is not None:
-            folds = cv_folds(few["train"], n_folds=task.cv_folds, seed=task.data_seed)
-            splits["train"], splits["dev"] = folds[task.cv_fold]
-        return splits
+            train, dev = cv_folds(few_shot_pool(few), n_folds=task.cv_folds, seed=task.data_seed)[task.cv_fold]
+            return {"train": train, "dev": dev}
+        return {"train": few["train"], "dev": few["dev"], "test": few["test"] if given_test is None else given_test}
     if task.protocol == "heldout" or "validation" not in data:
         train, dev = carve_dev(data["train"], task.heldout_fraction, task.data_seed)
         test = given_test if given_test is not None else data["validation"] if "validation" in data else None

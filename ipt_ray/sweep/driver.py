@@ -69,6 +69,10 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     """Run (or resume) a sweep; ``callbacks`` are extra ``tune.Callback`` s (e.g. for measurements)."""
     config_path = Path(config_path)
     check_sweep(cfg)
+    if cfg.sweep.few_shot is not None:  # two phases (select by cross validation, then final) under one parent
+        from ipt_ray.sweep.fewshot import run_fewshot_sweep  # it builds on this module
+
+        return run_fewshot_sweep(cfg, config_path, resume, config_text, out, callbacks)
     plan = plan_sweep(cfg, config_path, resume)
     tracker = start_tracker(plan, config_text)
     tune_callbacks = [tracking_callback(plan, tracker), *(callbacks or [])]

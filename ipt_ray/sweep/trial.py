@@ -24,6 +24,8 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str, share_
     from ray import tune  # heavy, optional: only inside a Tune trial
 
     cfg = validate_config(base).with_overrides(decode_params(params))
+    if cfg.sweep.few_shot is not None:  # one seed per trial, its data seed (LM-BFF's runs; ipt_ray.sweep.fewshot)
+        cfg = cfg.with_overrides({"train.seeds": [cfg.task.data_seed]})
     trial_id = tune.get_context().get_trial_id()
     in_trial = cfg.cluster.num_workers == 0
     loop_config = trial_loop_config(cfg, cfg.sweep.metric, "tune" if in_trial else "train")

@@ -22,7 +22,8 @@ class MlflowTrackingCallback(Callback):
     ``max_epochs`` tells a trial that ran to the end (``completed``) from one a scheduler stopped
     (``early_stopped``). ``metric`` is the sweep's metric, kept for callers that read it back. With
     ``adapters_dir``, a completed trial's seed adapters (``<adapters_dir>/<trial_id>/seed_<s>``, where the
-    trial saved them) are uploaded into its child runs.
+    trial saved them) are uploaded into its child runs. Empty ``seeds``: each trial's seeds are those its
+    results name (a few-shot trial trains its data seed: ``ipt_ray.sweep.fewshot``).
     """
 
     def __init__(self, tracker: SweepTracker, seeds: Sequence[int], metric: str, max_epochs: int,
@@ -65,7 +66,8 @@ class MlflowTrackingCallback(Callback):
         last = getattr(trial, "last_result", None) or {}
         epoch = result_epoch(last)
         if self.adapters_dir is not None:
-            folders = {s: self.adapters_dir / trial.trial_id / f"seed_{s}" for s in self.seeds}
+            seeds = self.seeds or [int(p.name[len("seed_"):]) for p in (self.adapters_dir / trial.trial_id).glob("seed_*")]
+            folders = {s: self.adapters_dir / trial.trial_id / f"seed_{s}" for s in seeds}
             self.tracker.log_adapters(trial.trial_id, {s: f for s, f in folders.items() if f.is_dir()})
         self.tracker.end_trial(trial.trial_id, "completed" if epoch >= self.max_epochs else "early_stopped")
 

@@ -35,7 +35,10 @@ SWEEP_FILE = "ipt_sweep.json"
 
 def find_sweep_runs(uri: str, experiment: str, sweep: str) -> list[Run]:
     """The child trial runs of sweep ``sweep`` (its id, or its parent run's name; the most recent sweep
-    of that name wins). This is all ``ipt-ray report SWEEP`` needs to rebuild the table."""
+    of that name wins). This is all ``ipt-ray report SWEEP`` needs to rebuild the table.
+
+    A few-shot sweep's cross-validation runs (tag ``ipt.phase`` ``select``) are left out: they chose the
+    hyper-parameters; the table is its ``final`` runs."""
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
@@ -50,7 +53,8 @@ def find_sweep_runs(uri: str, experiment: str, sweep: str) -> list[Run]:
     if not parents:
         raise TrackingError(f"no sweep {sweep!r} (sweep id or name) in experiment {experiment!r} at {uri}")
     sweep_id = parents[0].data.tags["ipt.sweep_id"]
-    return search(tag_filter({"ipt.sweep_id": sweep_id, "ipt.kind": "trial"}), ["attributes.start_time ASC"])
+    runs = search(tag_filter({"ipt.sweep_id": sweep_id, "ipt.kind": "trial"}), ["attributes.start_time ASC"])
+    return [r for r in runs if r.data.tags.get("ipt.phase") != "select"]
 
 
 def find_sweep_dir(sweep: str, base: Path | None = None) -> Path:
@@ -83,6 +87,9 @@ def results_from_mlflow(runs: Iterable[Any], metric: str, *, epoch: Epoch = "las
     that epoch, so all seeds of a config are read at the same epoch. Test values are read at that
     dev-chosen epoch (their history is fetched only for runs that logged ``test_<metric>``).
 
+    A run with ``selected/<key>`` metrics (a few-shot final run, each early-stopped on its own dev set:
+    :meth:`~ipt_ray.tracking.SweepTracker.log_selected`) gives those values under either ``epoch``.
+
     Params come back as text and are parsed to int/float/bool where they look like one.
     """
     if epoch not in ("last", "best"):
@@ -91,17 +98,21 @@ def results_from_mlflow(runs: Iterable[Any], metric: str, *, epoch: Epoch = "las
         raise ValueError("epoch 'best' needs history(run_id, key), e.g. MlflowClient.get_metric_history")
     key, test = dev_key(metric), split_key(metric)
     out: list[SeedResult] = []
+    selected: list[SeedResult] = []  # read at each run's own dev-selected epoch already
     curves: list[dict[int, float]] = []
     test_curves: list[dict[int, float]] = []
     for run in runs:
         tags = run.data.tags
         if "ipt.config_id" not in tags or "ipt.seed" not in tags:
             continue
+        if f"selected/{key}" in run.data.metrics:
+            selected.append(_seed_result(run, f"selected/{key}", f"selected/{test}"))
+            continue
         out.append(_seed_result(run, key, test))
         if history is not None and epoch == "best":
             curves.append(_curve(history, run.info.run_id, key))
             test_curves.append(_curve(history, run.info.run_id, test) if test in run.data.metrics else {})
-    return at_best_epoch(out, curves, mode, test_curves) if epoch == "best" else out
+    return (at_best_epoch(out, curves, mode, test_curves) if epoch == "best" else out) + selected
 
 
 def _curve(history: Callable[[str, str], Iterable[Any]], run_id: str, key: str) -> dict[int, float]:

@@ -16,6 +16,8 @@ Run layout (tags)::
 
     parent     ipt.kind=parent, ipt.sweep_id, ipt.code_version; artifacts experiment.yaml, search_space.json
       child    ipt.kind=trial, ipt.trial_id, ipt.config_id, ipt.seed, ipt.strategy, ipt.status, ipt.last_epoch; adapter/
+               (few-shot sweeps add ipt.phase select|final, ipt.data_seed, ipt.cv_fold, and for final runs the
+               metrics selected/<name> read at the dev-selected epoch: :meth:`SweepTracker.log_selected`)
       aggregate ipt.kind=aggregate; <config_id>/<metric>_mean|_std, best/<metric>_mean|_std, results.*, model/
 """
 
@@ -184,9 +186,10 @@ class SweepTracker(ModelLogging, JournalReplay):
             self._runs[trial_id] = found
         return self._runs[trial_id]
 
-    def _child(self, trial_id: str, cid: str, params: dict[str, Any], seed: int, strategy: str) -> str:
-        """The run id of (trial, seed): cached, found by tags, or created with its tags (its params go with
-        its first ``log_batch``: one call fewer per run)."""
+    def _child(self, trial_id: str, cid: str, params: dict[str, Any], seed: int, strategy: str,
+               tags: dict[str, str] | None = None) -> str:
+        """The run id of (trial, seed): cached, found by tags, or created with its tags and ``tags`` (its
+        params go with its first ``log_batch``: one call fewer per run)."""
         existing = self._trial_runs(trial_id).get(seed)
         if existing is not None:
             return existing
@@ -194,7 +197,7 @@ class SweepTracker(ModelLogging, JournalReplay):
         run = self.client.create_run(self.experiment_id, run_name=f"{cid}-seed{seed}", tags={
             "mlflow.parentRunId": parent, "ipt.sweep_id": self.sweep_id, "ipt.kind": "trial",
             "ipt.trial_id": trial_id, "ipt.config_id": cid, "ipt.seed": str(seed), "ipt.strategy": strategy,
-            "ipt.status": "running"})
+            "ipt.status": "running", **(tags or {})})
         run_id = run.info.run_id
         self._runs[trial_id][seed] = run_id
         self._last_epoch[run_id] = 0
@@ -225,21 +228,22 @@ class SweepTracker(ModelLogging, JournalReplay):
         self._runs.pop(trial_id, None)  # read back from the tags at the trial's next write
 
     def log_result(self, trial_id: str, config_id: str, params: dict[str, Any], result: dict[str, Any],
-                   seeds: Sequence[int], strategy: str) -> int:
+                   seeds: Sequence[int], strategy: str, tags: dict[str, str] | None = None) -> int:
         """Log one epoch's result of a trial: one ``log_batch`` per seed, into that seed's child run.
 
         Per-seed keys ``name/seed_<s>`` become metric ``name`` of seed ``s``'s run at step ``epoch``,
         plus the shared metrics (``trial_metrics.SHARED_METRICS``). Epochs at or below the run's last
-        logged epoch are skipped (a restored trial replays them). Returns the number of runs written to
-        (0 when journaled).
+        logged epoch are skipped (a restored trial replays them). ``tags`` go on runs this call creates.
+        Returns the number of runs written to (0 when journaled).
         """
         payload = {"trial_id": trial_id, "config_id": config_id, "params": jsonable(params),
-                   "result": slim_result(result), "seeds": [int(s) for s in seeds], "strategy": strategy}
+                   "result": slim_result(result), "seeds": [int(s) for s in seeds], "strategy": strategy,
+                   "tags": dict(tags or {})}
         return self._write("log_result", payload, lambda: self._log_result_now(
-            trial_id, config_id, params, result, seeds, strategy), default=0)
+            trial_id, config_id, params, result, seeds, strategy, tags), default=0)
 
     def _log_result_now(self, trial_id: str, config_id: str, params: dict[str, Any], result: dict[str, Any],
-                        seeds: Sequence[int], strategy: str) -> int:
+                        seeds: Sequence[int], strategy: str, run_tags: dict[str, str] | None = None) -> int:
         epoch = result_epoch(result)
         per_seed, shared = per_seed_metrics(result), shared_metrics(result)
         ts = now_ms()
@@ -247,7 +251,7 @@ class SweepTracker(ModelLogging, JournalReplay):
         for seed in list(seeds) or sorted(per_seed):
             if not per_seed.get(seed):
                 continue  # this seed reported nothing here: do not mark the epoch as logged
-            run_id = self._child(trial_id, config_id, params, seed, strategy)
+            run_id = self._child(trial_id, config_id, params, seed, strategy, run_tags)
             if epoch <= self._last_epoch.get(run_id, 0):
                 continue
             metrics = [Metric(k, v, ts, epoch) for k, v in {**per_seed[seed], **shared}.items()]
@@ -275,6 +279,19 @@ class SweepTracker(ModelLogging, JournalReplay):
             self.client.set_tag(run_id, "ipt.status", status)
             self.client.set_terminated(run_id, TRIAL_END_STATUS[status])
             self._ended.add(run_id)
+
+    def log_selected(self, trial_id: str, seed: int, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        """Values of a finished run read at its dev-selected epoch (``selected/<name>``, step 0) and tags
+        (e.g. the chosen hyper-parameters) into the (trial, seed) child run; idempotent on replay."""
+        payload = {"trial_id": trial_id, "seed": int(seed), "metrics": jsonable(metrics), "tags": dict(tags)}
+        self._write("log_selected", payload, lambda: self._log_selected_now(trial_id, int(seed), metrics, tags))
+
+    def _log_selected_now(self, trial_id: str, seed: int, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        run_id = self._trial_runs(trial_id).get(seed)
+        if run_id is not None:
+            ts = now_ms()
+            self.client.log_batch(run_id, metrics=[Metric(f"selected/{k}", float(v), ts, 0) for k, v in metrics.items()],
+                                  tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     # -- aggregate and the end of the sweep
 
@@ -348,7 +365,10 @@ class SweepTracker(ModelLogging, JournalReplay):
     def _replay(self, record: dict[str, Any]) -> None:
         op, a = record.get("op"), record.get("args") or {}
         if op == "log_result":
-            self._log_result_now(a["trial_id"], a["config_id"], a["params"], a["result"], a["seeds"], a["strategy"])
+            self._log_result_now(a["trial_id"], a["config_id"], a["params"], a["result"], a["seeds"], a["strategy"],
+                                 a.get("tags"))
+        elif op == "log_selected":
+            self._log_selected_now(a["trial_id"], a["seed"], a["metrics"], a["tags"])
         elif op == "end_trial":
             self._end_trial_now(a["trial_id"], a["status"])
         elif op == "adopt_orphans":

@@ -87,8 +87,8 @@ def test_load_splits_applies_the_task_protocol() -> None:
     assert spec is T.TASKS["cb"] and set(full) == {"train", "dev"}
     assert len(full["train"]) == 250 and len(full["dev"]) == 20
     _, few = T.load_splits(TaskConfig(name="cb", few_shot_k=8, cv_fold=1, data_seed=3))
-    assert set(few) == {"train", "dev", "test"} and len(few["test"]) == 56
-    assert len(few["train"]) + len(few["dev"]) == 24 and len(few["dev"]) == 6
+    assert set(few) == {"train", "dev"}  # cross validation chooses hyper-parameters only: no test
+    assert len(few["train"]) + len(few["dev"]) == 48 and len(few["dev"]) == 12  # folds of the 2K per class
     assert not set(few["train"]["idx"]) & set(few["dev"]["idx"])
 
 
