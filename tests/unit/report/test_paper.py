@@ -317,7 +317,9 @@ def test_paper_files_are_gpu_scale(path):
     config = load_config(path)
     assert config.backbone.name == "roberta-large"
     assert (config.cluster.num_workers, config.cluster.use_gpu) == (1, True)
-    assert config.train.execution == "batched" and len(config.train.seeds) == 5
+    # five seeds: trained together in a trial, or (few-shot, Table 3) the five data seeds, one per trial
+    seeds = config.sweep.few_shot.data_seeds if config.sweep.few_shot is not None else config.train.seeds
+    assert config.train.execution == "batched" and len(seeds) == 5
     assert config.sweep.searcher == "grid"
     for point in grid_points(path):
         expected = "classifier" if point.method.strategy == "fine_tuning" else "verbalizer"
