@@ -9,6 +9,12 @@ tokenizer is not available offline), used for both backbones.
 
 Target: every IPT strategy has a default layout with at most 1.5% of roberta-large's parameters trainable.
 Usage: python -m bench.memory [--out bench/results/memory.md]
+
+``--encoders`` (cheap, seconds, no weights): Encoder IPT's encoders (body + k-prompt readout, default
+``encoder_hidden``) at the paper's Table 6 setting (roberta-large, k = 100) and on MiniLM-L6 (k = 16 and
+100), counted on the meta device (shapes only, nothing allocated or downloaded), against the backbone
+counted the same way (roberta-large with its pooler, as the hub ships it: 355.4M). It replaces the
+encoder section of ``--out``. Appendix A.3's target: ~0.5% of roberta-large each.
 """
 
 from __future__ import annotations
@@ -97,13 +103,71 @@ def roberta_large_counts(seen) -> dict[str, tuple[int, int]]:
     return out
 
 
+ENCODER_SECTION = "## Encoder IPT encoders (appendix A.3), counted on the meta device"
+
+
+def encoder_counts() -> list[dict]:
+    """Trainable parameters of each Encoder IPT encoder (default width) per backbone shape and k; no weights."""
+    import torch
+    from transformers import AutoConfig, AutoModel, RobertaConfig
+
+    from ipt_ray.backbone import resolve_name
+    from ipt_ray.config import MethodConfig
+    from ipt_ray.prompts.sources.encoder import EncoderPrompt, encoder_hidden
+
+    shapes = {
+        "roberta-large": RobertaConfig(vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                       intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1,
+                                       pad_token_id=1),
+        "minilm-l6": AutoConfig.from_pretrained(resolve_name("minilm-l6"), local_files_only=True),
+    }
+    rows = []
+    for backbone, config in shapes.items():
+        with torch.device("meta"):
+            total = sum(p.numel() for p in AutoModel.from_config(config).parameters())
+        for k in ((100,) if backbone == "roberta-large" else (16, 100)):
+            for kind in ("cnn", "rnn", "mlp"):
+                method = MethodConfig(strategy="encoder_ipt", encoder=kind, prompt_length=k)
+                d, hidden = config.hidden_size, encoder_hidden(method, config.hidden_size)
+                with torch.device("meta"):
+                    source = EncoderPrompt(k, torch.empty(config.vocab_size, d), kind, hidden, 1.0, torch.empty(k, d))
+                encoder = sum(p.numel() for p in source.encoder.parameters())
+                readout = sum(p.numel() for p in source.readout.parameters())
+                rows.append({"backbone": backbone, "backbone_parameters": total, "d": d, "k": k, "encoder": kind,
+                             "encoder_hidden": hidden, "encoder_parameters": encoder, "readout_parameters": readout,
+                             "trainable": encoder + readout, "percent": 100 * (encoder + readout) / total})
+    return rows
+
+
+def write_encoder_section(out: Path, rows: list[dict]) -> None:
+    lines = [ENCODER_SECTION, "",
+             "Trainable parameters of the prompt source (encoder body + k-query readout with its [k, d] base; the "
+             "task head is not counted), default `encoder_hidden` (proportional to d). `python -m bench.memory "
+             "--encoders`.", "",
+             "| backbone (parameters) | k | encoder | encoder_hidden | body | readout | trainable | % of backbone |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['backbone']} ({r['backbone_parameters'] / 1e6:.1f}M) | {r['k']} | {r['encoder']} | "
+                     f"{r['encoder_hidden']} | {r['encoder_parameters']:,} | {r['readout_parameters']:,} | "
+                     f"{r['trainable']:,} | {r['percent']:.2f}% |")
+    text = out.read_text() if out.is_file() else ""
+    kept = text.split(ENCODER_SECTION)[0].rstrip("\n")
+    out.write_text((kept + "\n\n" if kept else "") + "\n".join(lines) + "\n")
+    out.with_name(out.stem + "_encoders.json").write_text(json.dumps(rows, indent=2))
+    print("\n".join(lines))
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         measure_one(sys.argv[2])
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench/results/memory.md")
+    parser.add_argument("--encoders", action="store_true", help="only the encoder section (meta device, seconds)")
     args = parser.parse_args()
+    if args.encoders:
+        write_encoder_section(Path(args.out), encoder_counts())
+        return
     root = Path(__file__).resolve().parents[1]
 
     def child(method) -> dict:
@@ -115,7 +179,7 @@ def main() -> None:
     minilm = {name: child(method) for name, method in METHODS.items()}
     large = roberta_large_counts(cb_seen_ids())
     lines = [f"Compact tables: {len(cb_seen_ids()):,} rows + 1 (distinct ids of CB train, MiniLM tokenizer). k=16, "
-             f"prefix_hidden=128, encoder_hidden=64, table_rank=16. Baseline process (backbone + forward): "
+             f"prefix_hidden=128, encoder_hidden=default (before issue 11: 64), table_rank=16. Baseline process (backbone + forward): "
              f"{baseline:.0f} MB peak RSS.", "",
              "| method | MiniLM trainable | % of MiniLM | AdamW state | peak RSS (MB) | over backbone (MB) | "
              "roberta-large trainable | % of roberta-large |",

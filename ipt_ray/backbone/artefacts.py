@@ -1,7 +1,8 @@
 """Artefacts on disk without pickle: a folder of tensors (safetensors) and a JSON config.
 
 PEFT's convention: an adapter is ``adapter_model.safetensors`` + ``adapter_config.json``; a prompt table
-is ``prompt_table.safetensors`` + ``prompt_table_config.json``. The JSON holds a format tag, the
+is ``prompt_table.safetensors`` + ``prompt_table_config.json``; a pretrained prompt encoder
+``encoder.safetensors`` + ``encoder_config.json``. The JSON holds a format tag, the
 identity of the backbone the tensors were made for (:meth:`ipt_ray.backbone.Backbone.identity`) and
 whatever else describes the artefact; every tensor is in the safetensors file.
 
@@ -53,6 +54,10 @@ class ArtefactKind:
 ADAPTER = ArtefactKind("adapter", "ipt-ray/adapter/v2", "adapter_model.safetensors", "adapter_config.json")
 PROMPT_TABLE = ArtefactKind("prompt-table checkpoint", "ipt-ray/prompt-table/v2", "prompt_table.safetensors",
                             "prompt_table_config.json", required=("table",))
+#: An Encoder IPT encoder body ``ipt-ray pretrain`` trained (``encoder.*``, with its classifier head ``head.*``),
+#: in ``<pretrain output>/encoder_<type>/``; ``method.encoder_init`` loads it.
+PROMPT_ENCODER = ArtefactKind("prompt-encoder checkpoint", "ipt-ray/prompt-encoder/v1", "encoder.safetensors",
+                              "encoder_config.json")
 
 
 @dataclass

@@ -20,5 +20,5 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps({
             "checkpoint": str(result.checkpoint), "heldout_accuracy": result.heldout_accuracy,
             "wall_time_s": result.wall_time_s, "mlflow_run_id": result.run_id, "history": result.history,
-            "category_counts": result.category_counts}, indent=2))
+            "category_counts": result.category_counts, "encoders": result.encoders}, indent=2))
     return 0

@@ -13,7 +13,7 @@ is one class decorated with its spec, in any module, with no file under ``ipt_ra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -185,9 +185,34 @@ def hard_prompt_for(value: str | Mapping[str, str] | None, task: str) -> str | N
 
 
 class EncoderOptions(StrategyOptions):
-    encoder: Literal["cnn", "rnn", "mlp"] = "cnn"
-    encoder_hidden: int = Field(64, ge=1)
+    """Encoder IPT's encoder (appendix A.3 of Jiang et al. 2022; ``ipt_ray.prompts.encoders``).
+
+    ``encoder_hidden`` is the width ``h`` of the features the encoder emits per position. Unset, it is
+    proportional to the backbone width ``d`` (:meth:`default_hidden`): ``h = d * HIDDEN_PER_DIM[encoder]``,
+    so an encoder's size grows with ``d**2`` (the terms in ``k`` are small). At ``d = 1024, k = 100``
+    (roberta-large, Table 6) each default is ~0.5% of roberta-large's 355.4M parameters (cnn h=288:
+    1.81M, rnn h=200: 1.79M, mlp h=608: 1.78M); at MiniLM's ``d = 384`` it is ~(384/1024)**2 of that
+    (cnn h=108, rnn h=75, mlp h=228: ~0.25M each, ~1.1% of MiniLM-L6's 22.7M, a 6-layer model).
+    """
+
+    #: h / d of the defaults: each encoder at ~0.5% of roberta-large for d = 1024, k = 100.
+    HIDDEN_PER_DIM: ClassVar[dict[str, float]] = {"cnn": 9 / 32, "rnn": 25 / 128, "mlp": 19 / 32}
+
+    encoder: Literal["cnn", "rnn", "mlp"] = Field(
+        "cnn", description="cnn: three conv + pool layers; rnn: three LSTM + three linear layers; mlp: three "
+                           "linear layers (appendix A.3)")
+    encoder_hidden: int | None = Field(
+        None, ge=1, description="feature width h of the encoder; default proportional to the backbone width d "
+                                "(cnn 9/32 d, rnn 25/128 d, mlp 19/32 d: ~0.5% of roberta-large at d=1024, k=100)")
+    encoder_init: str = Field(
+        "random", description="'random', or the folder `ipt-ray pretrain` wrote (or one of its encoder_<type> "
+                              "folders): the encoder of type method.encoder starts from the pretrained one")
     seq_util_rate: float = Field(1.0, gt=0.0, le=1.0, description="fraction of content tokens the encoder reads")
+
+    @classmethod
+    def default_hidden(cls, encoder: str, dim: int) -> int:
+        """The ``encoder_hidden`` an unset field means for backbone width ``dim``."""
+        return max(4, round(dim * cls.HIDDEN_PER_DIM[encoder]))
 
 
 TABLE_FILE = FileOption("prompt_table", words=("random", "backbone"))
@@ -219,7 +244,8 @@ PRETRAINED_IPT = register_strategy(StrategySpec(
     variants=({"table_layout": "compact"},), order=50, description="TokenTablePrompt, table from a pretrained topic classifier"))
 ENCODER_IPT = register_strategy(StrategySpec(
     "encoder_ipt", "PT + Encoder IPT", base="prompt_tuning", label_field="encoder",
-    options=(PromptInitOptions, TableOptions, EncoderOptions), qualifiers=("table_init",), instance_wise=True,
-    reads={"table_init": TABLE_FILE}, default_table_init="backbone", order=60,
+    options=(PromptInitOptions, TableOptions, EncoderOptions), qualifiers=("table_init", "encoder_init"),
+    reads={"table_init": TABLE_FILE, "encoder_init": FileOption("prompt_encoder", words=("random",))},
+    default_table_init="backbone", instance_wise=True, order=60,
     variants=tuple({"encoder": e} for e in ("cnn", "rnn", "mlp")),
     description="EncoderPrompt over the frozen pretrained table"))

@@ -207,5 +207,16 @@ def _relabel(err: ValueError, message: str) -> ValueError:
     return new
 
 
+def _check_encoder(encoder_init: str, cfg: ExperimentConfig, info: BackboneInfo) -> None:
+    """``method.encoder_init``: the pretrained encoder of ``method.encoder``'s type and width, for this backbone."""
+    from ipt_ray.prompts.sources.encoder import encoder_hidden, inspect_prompt_encoder
+
+    if info.config is None:
+        return  # an online hub backbone: checked when the encoder loads
+    m = cfg.method
+    saved = inspect_prompt_encoder(encoder_init, m.encoder, encoder_hidden(m, int(info.config.hidden_size)))
+    check_identity(saved.identity, IdentityOnly(info.identity()), f"method.encoder_init: prompt encoder {saved.directory}")
+
+
 #: How each kind of file a strategy reads is checked (FileOption.kind); other kinds: the file exists.
-_FILE_CHECKS = {"prompt_table": _check_table, "soft_prompt": _check_pretrained_prompt}
+_FILE_CHECKS = {"prompt_table": _check_table, "soft_prompt": _check_pretrained_prompt, "prompt_encoder": _check_encoder}

@@ -16,13 +16,38 @@ from torch import nn
 
 from ipt_ray.config import PretrainConfig
 from ipt_ray.data import Corpus
-from ipt_ray.prompts import TextCNN
 
 
 def tokenize_corpus(corpus: Corpus, tokenizer: Any, max_length: int) -> list[list[int]]:
     """Content-token ids (no special tokens), at most ``max_length`` per text."""
     enc = tokenizer(corpus.texts, add_special_tokens=False, truncation=True, max_length=max_length)
     return [list(ids) for ids in enc["input_ids"]]
+
+
+class TopicCNN(nn.Module):
+    """Kim's TextCNN: kernels 3/4/5 side by side, max-pooled over valid windows only: ``[B, m, d] -> [B, 3c]``.
+
+    The table's classifier (its results are in docs/pretraining.md); Encoder IPT's own, deeper TextCNN
+    is :class:`ipt_ray.prompts.TextCNN`.
+    """
+
+    kernels = (3, 4, 5)
+
+    def __init__(self, dim: int, channels: int):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv1d(dim, channels, k) for k in self.kernels)
+        self.out_dim = channels * len(self.kernels)
+
+    def forward(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        width = max(rows.shape[1], max(self.kernels))
+        x = F.pad(rows * mask.unsqueeze(-1), (0, 0, 0, width - rows.shape[1])).transpose(1, 2)
+        lengths = mask.sum(1)
+        pooled = []
+        for kernel, conv in zip(self.kernels, self.convs):
+            y = F.relu(conv(x))  # [B, c, width - kernel + 1]
+            valid = torch.arange(y.shape[2], device=y.device).unsqueeze(0) < (lengths - kernel + 1).clamp(min=1).unsqueeze(1)
+            pooled.append(y.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(dim=2))
+        return torch.cat(pooled, dim=1)
 
 
 class CategoryClassifier(nn.Module):
@@ -35,7 +60,7 @@ class CategoryClassifier(nn.Module):
     def __init__(self, table: torch.Tensor, num_classes: int, channels: int = 100, dropout: float = 0.5):
         super().__init__()
         self.embedding = nn.Embedding.from_pretrained(table.detach().clone().float(), freeze=False)
-        self.cnn = TextCNN(table.shape[1], channels)
+        self.cnn = TopicCNN(table.shape[1], channels)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(self.cnn.out_dim, num_classes)
 
@@ -76,7 +101,7 @@ def _batches(ids: list[list[int]], labels: np.ndarray, index: np.ndarray, batch_
         yield x, m, torch.as_tensor(labels[rows]), rows
 
 
-def _predict(model: CategoryClassifier, ids, labels, index, batch_size, pad_id) -> np.ndarray:
+def _predict(model: nn.Module, ids, labels, index, batch_size, pad_id) -> np.ndarray:
     """Predicted category per row of ``index`` (in ``index`` order)."""
     model.eval()
     pred = {}
@@ -102,7 +127,7 @@ def _optimizer(model: CategoryClassifier, cfg: PretrainConfig) -> torch.optim.Op
     ])
 
 
-def _train_epoch(model: CategoryClassifier, optimizer: torch.optim.Optimizer, ids: list[list[int]],
+def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, ids: list[list[int]],
                  labels: np.ndarray, train_idx: np.ndarray, batch_size: int, pad_id: int,
                  generator: torch.Generator) -> float:
     """One pass over the training rows; the mean training loss."""
@@ -132,11 +157,20 @@ def train_classifier(
     """Train for ``cfg.epochs``; returns the model, per-epoch records and the held-out confusion matrix."""
     torch.manual_seed(cfg.seed)
     model = CategoryClassifier(table, num_classes, cfg.channels, cfg.dropout)
-    optimizer = _optimizer(model, cfg)
+    history, cm = fit(model, _optimizer(model, cfg), cfg.epochs, cfg, ids, labels, train_idx, heldout_idx,
+                      num_classes, pad_id, on_epoch)
+    return model, history, cm
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, epochs: int, cfg: PretrainConfig, ids: list[list[int]],
+        labels: np.ndarray, train_idx: np.ndarray, heldout_idx: np.ndarray, num_classes: int, pad_id: int,
+        on_epoch: Callable[[dict[str, float]], None] | None = None) -> tuple[list[dict[str, float]], np.ndarray]:
+    """Train ``model(ids [B, n], mask [B, n]) -> logits [B, C]`` for ``epochs`` (batch order seeded by
+    ``cfg.seed``); per-epoch records and the last held-out confusion matrix."""
     generator = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, float]] = []
     pred = np.zeros(0, dtype=np.int64)
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         train_loss = _train_epoch(model, optimizer, ids, labels, train_idx, cfg.batch_size, pad_id, generator)
         pred = _predict(model, ids, labels, heldout_idx, max(64, cfg.batch_size), pad_id)
@@ -146,4 +180,4 @@ def train_classifier(
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-    return model, history, confusion_matrix(labels[heldout_idx], pred, num_classes)
+    return history, confusion_matrix(labels[heldout_idx], pred, num_classes)

@@ -10,7 +10,10 @@ The pipeline, one step each:
    windows, dropout, linear to the categories) over a trainable ``[V, d]`` embedding initialised from
    the backbone's word embeddings, held-out accuracy per epoch (stdout and MLflow);
 4. :func:`save_prompt_table`: the embedding as a prompt-table checkpoint folder
-   (:data:`ipt_ray.prompts.TABLE_FORMAT`) that ``method.table_init: <folder>`` loads.
+   (:data:`ipt_ray.prompts.TABLE_FORMAT`) that ``method.table_init: <folder>`` loads;
+5. :func:`ipt_ray.pretrain.encoders.train_encoder`, for each type in ``pretrain.encoders``: Encoder IPT's
+   encoder as a topic classifier over the trained table, frozen; :func:`save_prompt_encoder` writes it to
+   ``<folder>/encoder_<type>/``, which ``method.encoder_init: <folder>`` loads.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from torch import nn
 from ipt_ray.backbone import Backbone, load_backbone
 from ipt_ray.config import ExperimentConfig, PretrainConfig
 from ipt_ray.data import Corpus, Manifest, build_corpus, load_manifest, resolve_path, stratified_split
-from ipt_ray.pretrain.checkpoint import save_prompt_table
+from ipt_ray.pretrain.checkpoint import save_prompt_encoder, save_prompt_table
 from ipt_ray.pretrain.classifier import tokenize_corpus, train_classifier
+from ipt_ray.pretrain.encoders import encoder_width, train_encoder
+from ipt_ray.prompts.sources.encoder import ENCODER_FOLDER
 from ipt_ray.pretrain.tracker import PretrainTracker, confusion_csv, pretrain_params
 from ipt_ray.tracking import resolve_tracking_uri
 
@@ -46,6 +51,7 @@ class PretrainResult:
     wall_time_s: float
     run_id: str | None = None
     categories: list[str] = field(default_factory=list)
+    encoders: dict[str, dict[str, object]] = field(default_factory=dict)  # type -> {path, heldout_accuracy, ...}
 
 
 @dataclass
@@ -111,6 +117,9 @@ def run_pretrain(
     log(f"held-out accuracy {result.heldout_accuracy:.4f} ({len(data.heldout_idx)} texts); "
         f"wall time {result.wall_time_s:.1f}s")
     log(f"prompt table saved to {output} (use it with method.table_init: {output})")
+    if result.encoders:
+        log(f"encoders {', '.join(result.encoders)} saved to {output}/{ENCODER_FOLDER.format('<type>')} (use them "
+            f"with method.encoder_init: {output})")
     return result
 
 
@@ -152,8 +161,39 @@ def _train_and_save(cfg: ExperimentConfig, data: PreparedCorpus, manifest: Manif
                       tensors=_classifier_tensors(model), history=history, confusion=cm.tolist(),
                       category_counts=data.counts, config=p.model_dump(mode="json"), manifest=str(manifest.path),
                       mlflow_run_id=tracker.run_id if tracker else None)
-    return PretrainResult(output, accuracy, history, cm, data.counts, 0.0, tracker.run_id if tracker else None,
-                          list(categories))
+    result = PretrainResult(output, accuracy, history, cm, data.counts, 0.0, tracker.run_id if tracker else None,
+                            list(categories))
+    table = model.embedding.weight.detach().clone()
+    for kind in p.encoders:
+        result.encoders[kind] = _train_and_save_encoder(cfg, kind, table, data, backbone, output, pad_id, tracker, log)
+    return result
+
+
+def _train_and_save_encoder(cfg: ExperimentConfig, kind: str, table: torch.Tensor, data: PreparedCorpus,
+                            backbone: Backbone, output: Path, pad_id: int, tracker: PretrainTracker | None,
+                            log: Log) -> dict[str, object]:
+    """One Encoder IPT encoder trained as a topic classifier on the frozen table, saved beside the table."""
+    p, prefix = cfg.pretrain, f"encoder_{kind}"
+
+    def on_epoch(record: dict[str, float]) -> None:
+        log(f"{kind} encoder epoch {record['epoch']}: train_loss {record['train_loss']:.4f}  heldout_accuracy "
+            f"{record['heldout_accuracy']:.4f}  ({record['epoch_time_s']:.1f}s)")
+        if tracker is not None:
+            tracker.metrics({f"{prefix}.{k}": v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))
+
+    categories = data.corpus.categories
+    model, history, cm = train_encoder(p, kind, table, data.ids, data.corpus.labels, data.train_idx,
+                                       data.heldout_idx, len(categories), pad_id, on_epoch)
+    accuracy = history[-1]["heldout_accuracy"]
+    hidden = encoder_width(p, kind, table.shape[1])
+    folder = save_prompt_encoder(output / ENCODER_FOLDER.format(kind), model, kind, hidden, table, output, backbone,
+                                 categories, accuracy, history=history, confusion=cm.tolist(),
+                                 parameters=sum(t.numel() for t in model.encoder.parameters()),
+                                 mlflow_run_id=tracker.run_id if tracker else None)
+    if tracker is not None:
+        tracker.metrics({f"{prefix}.final_heldout_accuracy": accuracy}, step=p.encoder_epochs)
+    return {"path": str(folder), "heldout_accuracy": accuracy, "hidden": hidden,
+            "wall_time_s": sum(r["epoch_time_s"] for r in history)}
 
 
 def _classifier_tensors(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -21,11 +21,11 @@ from ipt_ray.prompts.base import (
     register_injection,
     register_source,
 )
-from ipt_ray.prompts.encoders import ENCODERS, PooledMLP, StackedLSTM, TextCNN
+from ipt_ray.prompts.encoders import ENCODERS, PromptReadout, StackedLSTM, TextCNN, TokenMLP, build_encoder
 from ipt_ray.prompts.sources.token_table import TABLE_FORMAT, PromptTable, initial_table, load_prompt_table
 
 __all__ = [
     "HEADS", "INJECTIONS", "SOURCES", "BuildContext", "Head", "Injection", "PromptSource", "first_content_tokens",
-    "lookup", "register_head", "register_injection", "register_source", "ENCODERS", "PooledMLP", "StackedLSTM",
-    "TextCNN", "TABLE_FORMAT", "PromptTable", "initial_table", "load_prompt_table",
+    "lookup", "register_head", "register_injection", "register_source", "ENCODERS", "PromptReadout", "StackedLSTM",
+    "TextCNN", "TokenMLP", "build_encoder", "TABLE_FORMAT", "PromptTable", "initial_table", "load_prompt_table",
 ]
