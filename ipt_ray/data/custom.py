@@ -161,9 +161,11 @@ def _label(value: Any, names: Sequence[str] | None, field: str, where: str, row:
             raise DataError(where, f"row {row}: label {value} is no class of the hub dataset (unlabelled split?)",
                             field=field)
         return names[int(value)]
+    if isinstance(value, bool):
+        value = "true" if value else "false"  # a JSON boolean label (BoolQ's), spelled as JSON writes it
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # a Parquet/JSON column of whole numbers read as floats
-    if isinstance(value, bool) or not isinstance(value, _LABEL_TYPES):
+    if not isinstance(value, _LABEL_TYPES):
         raise DataError(where, f"row {row}: label {value!r} is a {type(value).__name__}; labels are strings or "
                                "integers", field=field)
     return value.strip() if isinstance(value, str) else value

@@ -93,6 +93,14 @@ def test_csv_cells_are_text_and_integer_labels_sort_as_numbers(tmp_path):
     assert spec.label_names == ("1", "2", "10")  # JSON integers sort as numbers
 
 
+def test_json_boolean_labels_read_as_json_spells_them(tmp_path):
+    """BoolQ's JSONL has true/false labels: they become the classes 'false' and 'true'."""
+    rows = [{"topic": t, "headline": "h", "body": "b"} for t in (True, False, True)] * 2
+    spec, data = custom_task(news_task(write(tmp_path / "train.jsonl", rows), "jsonl"))
+    assert spec.label_names == ("false", "true")
+    assert [spec.label_names[i] for i in data["train"]["label"]] == ["true", "false", "true"] * 2
+
+
 def test_labels_label_words_and_template_come_from_the_yaml(tmp_path):
     task = news_task(write(tmp_path / "train.csv", ROWS), labels=["world", "sport", "tech"],
                      label_words=["global", "game", "computer"], template="{headline}: {body} It is about {mask}.")

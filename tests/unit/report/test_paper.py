@@ -351,6 +351,45 @@ def test_cpu_table2_cb_rte_is_the_requested_grid():
     assert rte.task.max_train_samples == 250 and rte.train.epochs == 3
 
 
+def _rates_printed_in_table6() -> list[float]:
+    """Table 6's rates as the paper prints them in its columns (``BoolQ@0.2%``), as fractions."""
+    import csv
+    from importlib import resources
+
+    with resources.files("ipt_ray.report").joinpath("published_data/ipt-published.csv").open() as fh:
+        columns = {row["dataset"] for row in csv.DictReader(fh) if row["table"] == "6"}
+    return sorted(round(float(c.split("@")[1].rstrip("%")) / 100, 6) for c in columns)
+
+
+@pytest.mark.parametrize("folder", ["paper", "cpu"])
+def test_grids_are_the_papers(folder):
+    """Table 6: the printed rates x cnn/rnn/mlp on Prompt Tuning, BoolQ; Figure 5: the printed lengths x
+    Pretrained IPT and its two bases; Table 5: its three rows on Prefix Tuning, the hard-prompt row with the
+    paper's words per task."""
+    base = ROOT / "experiments" / folder
+    table6 = list(grid_points(base / "table6-seq-util-rate.yaml"))
+    assert sorted({p.method.seq_util_rate for p in table6}) == _rates_printed_in_table6()
+    assert {p.method.encoder for p in table6} == {"cnn", "rnn", "mlp"} and len(table6) == 24
+    assert {(p.method.strategy, p.method.injection) for p in table6} == {("encoder_ipt", "input")}
+    assert all(p.task.name.startswith("boolq") for p in table6)
+    assert folder == "cpu" or all(p.method.prompt_length == 100 for p in table6)
+
+    figure5 = list(grid_points(base / "figure5-prompt-length.yaml"))
+    assert sorted({p.method.prompt_length for p in figure5}) == [5, 10, 16, 32, 64, 100, 120]
+    assert {paper.method_label(p.method.model_dump()) for p in figure5} == {
+        "Prompt Tuning", "PT + Pretrained IPT", "Prefix Tuning", "Prefix + Pretrained IPT"}
+
+    table5 = list(grid_points(base / "table5-classification.yaml"))
+    rows = {(paper.method_label(p.method.model_dump()), p.task.name, p.method.hard_prompt) for p in table5}
+    words = {"ag_news": "Human Activities", "sst2": "Culture and the Arts", "imdb": "Culture and the Arts"}
+    assert {r for r in rows if r[2]} == {("Prefix + Random IPT + hard prompts", t, words[t]) for t in
+                                         {p.task.name for p in table5}}
+    assert {r[0] for r in rows} == {"Prefix Tuning", "Prefix + Random IPT", "Prefix + Random IPT + hard prompts",
+                                    "Prefix + Pretrained IPT"}
+    assert all(p.method.prefix_projection == "none" for p in table5 + figure5 if p.method.strategy == "prompt_tuning"
+               and p.method.injection == "prefix")
+
+
 # ---------------------------------------------------------------- quoted numbers
 
 
