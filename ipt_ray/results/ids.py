@@ -77,7 +77,9 @@ def jsonable(value: Any) -> Any:
 
 def expand_sections(params: dict[str, Any]) -> dict[str, Any]:
     """Section-valued params (``{"method": {"strategy": ...}}``, or that mapping as JSON text, as Tune and
-    MLflow hold a ``method`` search dimension) become dotted keys (``method.strategy``); others pass."""
+    MLflow hold a ``method`` search dimension) become dotted keys (``method.strategy``); others pass. Only
+    the section's own level is split: a field's mapping value (``method.hard_prompt: {sst2: ...}``) is kept
+    whole, so it names one variant instead of becoming hyper-parameters per task."""
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key in SECTIONS and isinstance(value, str) and value[:1] == "{":
@@ -86,7 +88,8 @@ def expand_sections(params: dict[str, Any]) -> dict[str, Any]:
             except ValueError:
                 pass
         if key in SECTIONS and isinstance(value, dict):
-            out.update(flatten_params(value, prefix=f"{key}."))
+            # one level: a field whose value is a mapping (method.hard_prompt {task: words}) stays one param
+            out.update({f"{key}.{field}": field_value for field, field_value in value.items()})
         else:
             out[key] = value
     return out

@@ -247,3 +247,20 @@ def test_a_hard_prompt_mapping_per_task_is_the_hard_prompt_row():
     text = MethodIdentity.of({"strategy": "random_ipt", "injection": "prefix", "hard_prompt": "Culture and the Arts"})
     plain = MethodIdentity.of({"strategy": "random_ipt", "injection": "prefix", "hard_prompt": None})
     assert per_task == text and per_task.hard_prompt and not plain.hard_prompt
+
+
+def test_a_hard_prompt_mapping_in_a_method_choice_is_its_own_row_not_a_hyper_parameter():
+    """Table 5 swept as one grid: the method choice with ``hard_prompt: {task: words}`` is the hard-prompt row
+    (found by a CPU-twin run of 2026-12-03, where the mapping's entries had become hyper-parameters)."""
+    from ipt_ray.results import expand_sections
+
+    words = {"ag_news": "Human Activities", "sst2": "Culture and the Arts"}
+    plain = {"strategy": "random_ipt", "injection": "prefix", "table_init": "random"}
+    assert expand_sections({"method": json.dumps({**plain, "hard_prompt": words})})["method.hard_prompt"] == words
+    results = [SeedResult(config_id(params), f"t{i}", seed, 0.6 + 0.01 * seed + 0.1 * i, params, "completed")
+               for i, params in enumerate([{"method": json.dumps(plain), "task.name": "sst2"},
+                                           {"method": json.dumps({**plain, "hard_prompt": words}), "task.name": "sst2"}])
+               for seed in range(3)]
+    table = paper.build_table(aggregate(results, "accuracy", "max"))
+    assert table.methods == ["Prefix + Random IPT", "Prefix + Random IPT + hard prompts"]
+    assert not table.selected_over
