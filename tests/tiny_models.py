@@ -63,3 +63,21 @@ def make_tiny_backbone(directory: Path, kind: str = "bert", mlm: bool = False, s
         model = RobertaForMaskedLM(config) if mlm else RobertaModel(config)
     model.save_pretrained(directory)
     return directory
+
+
+def synthetic_knowledge_cat(folder, n_per_class: int = 30, seed: int = 0, max_words: int = 12):
+    """A knowledge_cat folder (``dev.jsonl``) of two separable classes (ids 1 and 7) in the tiny tokenizers'
+    vocabulary: ``n_per_class`` texts each, 4 to ``max_words`` words."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    words = {1: "the movie was great and the acting was wonderful terrible film boring plot".split(),
+             7: "yes no maybe the answer is true or false question passage sentence".split()}
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "dev.jsonl", "w") as f:
+        for i in range(n_per_class):
+            for label, vocab in words.items():
+                text = " ".join(rng.choice(vocab) for _ in range(rng.randint(4, max_words)))
+                f.write(json.dumps({"text": text, "idx": i, "label": label}) + "\n")
+    return folder

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from ipt_ray.model import build_adapter, build_context, count_trainable
 from ipt_ray.pretrain import save_prompt_table
 from ipt_ray.prompts.base import first_content_tokens
 from ipt_ray.prompts import TABLE_FORMAT
+from tiny_models import synthetic_knowledge_cat
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +37,6 @@ def _batch(backbone, texts, labels=None):
     enc = tok(texts, return_special_tokens_mask=True)
     rows = [{k: enc[k][i] for k in enc} | {"label": (labels or [0] * len(texts))[i]} for i in range(len(texts))]
     return Collator(tok.pad_token_id, backbone.uses_token_types)(rows)
-
-
-def _synthetic_knowledge_cat(folder, n_per_class=30, seed=0):
-    """Two separable classes (knowledge_cat ids 1 and 7) in the tiny tokenizers' vocabulary."""
-    rng = random.Random(seed)
-    words = {1: "the movie was great and the acting was wonderful terrible film boring plot".split(),
-             7: "yes no maybe the answer is true or false question passage sentence".split()}
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "dev.jsonl", "w") as f:
-        for i in range(n_per_class):
-            for label, vocab in words.items():
-                text = " ".join(rng.choice(vocab) for _ in range(rng.randint(4, 12)))
-                f.write(json.dumps({"text": text, "idx": i, "label": label}) + "\n")
-    return folder
 
 
 # ---------------------------------------------------------------- the held-out split
@@ -105,7 +91,7 @@ def test_pretrain_cli_trains_tracks_and_writes_a_loadable_checkpoint(tiny_bert, 
 
     from ipt_ray.cli import main
 
-    _synthetic_knowledge_cat(tmp_path / "kc")
+    synthetic_knowledge_cat(tmp_path / "kc")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     exp = tmp_path / "exp.yaml"
     exp.write_text(yaml.safe_dump({

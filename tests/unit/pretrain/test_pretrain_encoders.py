@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import random
 
 import pytest
 import torch
@@ -14,26 +12,13 @@ from ipt_ray.backbone.artefacts import PROMPT_ENCODER
 from ipt_ray.config import ConfigError, MethodConfig, load_config
 from ipt_ray.model import build_adapter, build_context
 from ipt_ray.prompts.sources.encoder import table_fingerprint
+from tiny_models import synthetic_knowledge_cat
 
 KINDS = ("cnn", "rnn", "mlp")
 
 
-def _corpus(folder, n_per_class=20, seed=0):
-    """Two separable classes (knowledge_cat ids 1 and 7) in the tiny tokenizers' vocabulary."""
-    rng = random.Random(seed)
-    words = {1: "the movie was great and the acting was wonderful terrible film boring plot".split(),
-             7: "yes no maybe the answer is true or false question passage sentence".split()}
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "dev.jsonl", "w") as f:
-        for i in range(n_per_class):
-            for label, vocab in words.items():
-                text = " ".join(rng.choice(vocab) for _ in range(rng.randint(4, 20)))
-                f.write(json.dumps({"text": text, "idx": i, "label": label}) + "\n")
-    return folder
-
-
 def _experiment(tmp_path, tiny_bert, **pretrain):
-    _corpus(tmp_path / "kc")
+    synthetic_knowledge_cat(tmp_path / "kc", n_per_class=20, max_words=20)
     exp = tmp_path / "exp.yaml"
     exp.write_text(yaml.safe_dump({
         "backbone": {"name": str(tiny_bert)},
