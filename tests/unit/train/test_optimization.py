@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 from ipt_ray.config import ConfigError, MethodConfig, validate_config
 from ipt_ray.model import SeedGroup, build_adapter, build_context
 from ipt_ray.train import (accumulated_step, accumulation_groups, backbone_collator, linear_schedules,
-                           load_trainer_state, parameter_groups, prepared_inputs, run_local, seed_optimizer,
-                           train_loop_per_worker)
+                           load_trainer_state, parameter_groups, prepared_inputs, run_local, seed_optimizer)
 from ipt_ray.train.checkpoints import regrouped
+from resume_runs import uninterrupted_and_resumed
 
 
 def config(backbone_dir, train=None, **method):
@@ -221,20 +221,7 @@ def test_an_uneven_epoch_steps_ceil_n_over_n_times_and_reports_each_groups_rate(
 def test_resume_with_accumulation_and_two_rates_equals_an_uninterrupted_run(tiny_bert, tmp_path):
     cfg = config(tiny_bert, {"batch_size": 3, "grad_accumulation": 3, "head_lr": 0.03, "warmup_steps": 2,
                              "epochs": 3}, head_dropout=0.2)
-    full = run_local(cfg, run_dir=tmp_path / "full")
-
-    class Crash(RuntimeError):
-        pass
-
-    def crash_after_first_epoch(metrics, checkpoint):
-        if metrics["epoch"] == 1:
-            raise Crash
-
-    with pytest.raises(Crash):
-        run_local(cfg, run_dir=tmp_path / "crashed", report_fn=crash_after_first_epoch)
-    resumed = train_loop_per_worker({"experiment": cfg.model_dump(mode="json"), "runtime": "local",
-                                     "run_dir": str(tmp_path / "crashed"),
-                                     "resume_from": str(tmp_path / "crashed" / "checkpoint")})
+    full, resumed = uninterrupted_and_resumed(cfg, tmp_path)
     for key in ("dev_loss_mean", "train_loss_mean", "lr_head_mean"):
         assert resumed[key] == pytest.approx(full[key], abs=1e-6)
 

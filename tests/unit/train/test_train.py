@@ -9,7 +9,8 @@ from ipt_ray.batches import encode
 from ipt_ray.config import validate_config
 from ipt_ray.model import load_adapter
 from ipt_ray.data import load_splits
-from ipt_ray.train import predict, run_local, train_loop_per_worker
+from ipt_ray.train import predict, run_local
+from resume_runs import uninterrupted_and_resumed
 
 
 def tiny_config(backbone_dir, **method):
@@ -49,20 +50,7 @@ def test_adapter_for_another_backbone_is_refused(tiny_backbones, tmp_path):
 
 def test_resume_from_checkpoint_equals_an_uninterrupted_run(tiny_bert, tmp_path):
     cfg = tiny_config(tiny_bert, strategy="prompt_tuning", injection="prefix")
-    full = run_local(cfg, run_dir=tmp_path / "full")
-
-    class Crash(RuntimeError):
-        pass
-
-    def crash_after_first_epoch(metrics, checkpoint):
-        if metrics["epoch"] == 1:
-            raise Crash
-
-    with pytest.raises(Crash):
-        run_local(cfg, run_dir=tmp_path / "crashed", report_fn=crash_after_first_epoch)
-    resumed = train_loop_per_worker({"experiment": cfg.model_dump(mode="json"), "runtime": "local",
-                                     "run_dir": str(tmp_path / "crashed"),
-                                     "resume_from": str(tmp_path / "crashed" / "checkpoint")})
+    full, resumed = uninterrupted_and_resumed(cfg, tmp_path)
     assert resumed["epoch"] == 2
     for key in ("dev_accuracy_mean", "dev_loss_mean", "train_loss_mean"):
         assert resumed[key] == pytest.approx(full[key], abs=1e-5)
