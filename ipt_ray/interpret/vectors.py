@@ -8,7 +8,8 @@
 
 Both work for every prompt source: the prompt vectors are ``adapter.source(batch) -> (P [B, k, d],
 mask [B, k])``, i.e. what the injection receives (before the prefix MLP, for prefix injection), which
-lives in the backbone's input-embedding space.
+lives in the backbone's input-embedding space. Adapters with ``method.prefix_projection: none`` are
+refused: their source emits every layer's keys and values (``2 * layers * d`` wide), not input-space vectors.
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ def prompt_vectors(adapter: Any, backbone: Backbone, texts: Sequence[TextInput],
                 masks.append(m)
     finally:
         source.train(was_training)
+    width, dim = prompts[0].shape[-1], backbone.word_embeddings.weight.shape[1]
+    if width != dim:  # prefix_projection none: per-layer keys/values, not input-space vectors
+        raise ValueError(
+            f"this adapter's prompts are {width} wide, not the backbone's input-embedding width {dim}: its "
+            f"source feeds every layer's keys and values directly (method.prefix_projection: none, 2 x layers "
+            f"x d per position), so its prompts have no nearest tokens or input-space projection; interpret "
+            f"works for input injection and for prefix injection through the MLP (prefix_projection: mlp)")
     return torch.cat(prompts), torch.cat(masks)
 
 

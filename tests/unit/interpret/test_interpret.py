@@ -78,6 +78,13 @@ def test_fine_tuning_has_nothing_to_explain(bert):
         nearest_tokens(adapter, bert, "a film")
 
 
+def test_prefix_without_projection_is_refused_naming_the_option(bert):
+    adapter, _ = make_adapter(bert, strategy="prompt_tuning", injection="prefix", prefix_projection="none",
+                              prompt_length=4)
+    with pytest.raises(ValueError, match="prefix_projection: none"):
+        nearest_tokens(adapter, bert, "a film")
+
+
 def test_projection_plot_writes_a_png_with_both_projections(bert, tmp_path):
     import matplotlib.image
 
