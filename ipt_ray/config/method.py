@@ -115,6 +115,14 @@ class MethodConfig(BaseModel):
     def uses_prompt(self) -> bool:
         return self.spec.uses_prompt
 
+    def prompt_width(self, hidden_size: int, num_layers: int) -> int:
+        """The width of the vectors a source emits: what the injection reads. ``d`` for input injection
+        and for prefix injection through the MLP; ``2 * layers * d`` (every layer's key and value) for
+        prefix injection with ``prefix_projection: none``."""
+        if self.injection == "prefix" and self.prefix_projection == "none":
+            return 2 * num_layers * hidden_size
+        return hidden_size
+
 
 def _instance_wise() -> list[str]:
     return [s.name for s in strategy_specs() if s.instance_wise]

@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from ipt_ray.backbone import BackboneError, is_offline, resolve_name, tokenizer_hash
+from ipt_ray.batches import text_token_ids
 from ipt_ray.config import BackboneConfig, ConfigError, ExperimentConfig
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model",
@@ -129,9 +130,14 @@ def check_positions(cfg: ExperimentConfig, info: BackboneInfo) -> None:
         return
     offset = int(getattr(config, "pad_token_id", 0) or 0) + 1 if config.model_type in ROBERTA_LIKE else 0
     m, n = cfg.method, cfg.task.max_length
-    k = m.prompt_length + m.task_prompt_length if m.uses_prompt and m.injection == "input" else 0
+    hard = getattr(m, "hard_prompt", None) if m.uses_prompt and m.injection == "input" else None
+    h = len(text_token_ids(backbone_tokenizer(info.source, info.revision, info.offline or Path(info.source).is_dir(),
+                                              cfg.backbone.name), hard)) if hard else 0
+    k = m.prompt_length + m.task_prompt_length + h if m.uses_prompt and m.injection == "input" else 0
     if offset + k + n > max_pos:
-        prompt = "method.prompt_length + task_prompt_length" if m.task_prompt_length else "method.prompt_length"
+        parts = ["method.prompt_length", *(["task_prompt_length"] if m.task_prompt_length else []),
+                 *([f"the {h} tokens of hard_prompt {hard!r}"] if h else [])]
+        prompt = " + ".join(parts)
         what = f"task.max_length {n} + {prompt} {k}" if k else f"task.max_length {n}"
         extra = f" (+{offset} position offset)" if offset else ""
         raise ConfigError(f"{what}{extra} = {offset + k + n} positions, more than backbone {cfg.backbone.name!r} "

@@ -57,7 +57,8 @@ def preflight(cfg: ExperimentConfig, *, sweep: bool = True) -> None:
         info = backbones[key]
         m = variant.method
         what = json.dumps([key, variant.task.name, variant.task.max_length, m.strategy, m.injection, m.head,
-                           m.prompt_length, strategy_files(m)])
+                           m.prompt_length, m.task_prompt_length, m.prefix_projection,
+                           getattr(m, "hard_prompt", None), strategy_files(m)])
         if what not in checked:  # a checkpoint is read once, however many configs share it
             checked.add(what)
             _in_context(label, _check_method, variant, info)
@@ -178,10 +179,13 @@ def _check_pretrained_prompt(pretrained: str, cfg: ExperimentConfig, info: Backb
                          "[k, d] tensor)")
     shapes = tensor_shapes(path, "method.pretrained_prompt")  # the header only: a pickle is refused unread
     shape = shapes[soft_prompt_name(shapes, "method.pretrained_prompt", path)]
-    width = int(info.config.hidden_size) if info.config is not None else None
+    config, m = info.config, cfg.method
+    width = m.prompt_width(int(config.hidden_size), int(config.num_hidden_layers)) if config is not None else None
     if len(shape) != 2 or (width is not None and shape[1] != width):
+        why = (" (method.prefix_projection: none feeds every layer's keys and values: 2 x layers x d per row)"
+               if width is not None and width != int(config.hidden_size) else "")
         raise ValueError(f"method.pretrained_prompt {pretrained!r} has shape {shape}, expected [k, "
-                         f"{width if width is not None else 'd'}] for backbone {cfg.backbone.name!r}")
+                         f"{width if width is not None else 'd'}] for backbone {cfg.backbone.name!r}{why}")
     if shape[0] < cfg.method.prompt_length:
         raise ValueError(f"method.pretrained_prompt {pretrained!r} has {shape[0]} rows, fewer than "
                          f"method.prompt_length {cfg.method.prompt_length}")

@@ -39,15 +39,8 @@ class BuildContext:
 
     @property
     def prompt_width(self) -> int:
-        """The width of the vectors a source must emit: what its injection reads.
-
-        ``d`` for input injection and for prefix injection through the MLP; ``2 * layers * d`` (every
-        layer's key and value) for prefix injection with ``prefix_projection: none``.
-        """
-        m = self.method
-        if m.injection == "prefix" and m.prefix_projection == "none":
-            return 2 * self.num_layers * self.hidden_size
-        return self.hidden_size
+        """The width of the vectors a source must emit (:meth:`MethodConfig.prompt_width`)."""
+        return self.method.prompt_width(self.hidden_size, self.num_layers)
 
     def persistable(self) -> dict[str, Any]:
         """The data-derived parts an adapter needs to rebuild the same shapes at load time."""

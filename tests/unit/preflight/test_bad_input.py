@@ -318,6 +318,10 @@ CASES = [
     Case("too-many-positions", lambda w: {"task": {"max_length": 150}, "method": {"prompt_length": 16}}, ConfigError,
          r"task\.max_length 150 \+ method\.prompt_length 16 = 166 positions, more than backbone '.*' has "
          r"\(160 max_position_embeddings\)"),
+    Case("too-many-positions-with-a-hard-prompt",  # 140 + 16 fit in 160; the hard prompt's rows do not
+         lambda w: {"task": {"max_length": 140}, "method": {"prompt_length": 16, "hard_prompt": "Culture and the Arts"}},
+         ConfigError, r"task\.max_length 140 \+ method\.prompt_length \+ the \d+ tokens of hard_prompt 'Culture and "
+                      r"the Arts' \d+ = \d+ positions, more than backbone '.*' has \(160 max_position_embeddings\)"),
     # -- the method's files
     Case("table-init-for-another-backbone",
          lambda w: {"method": {"strategy": "pretrained_ipt", "table_init": str(w.roberta_table)}}, BackboneError,
@@ -332,6 +336,11 @@ CASES = [
     Case("pretrained-prompt-wrong-width", lambda w: {"method": {"strategy": "ppt",
                                                                 "pretrained_prompt": str(w.narrow_prompt)}},
          ValueError, r"method\.pretrained_prompt '.*narrow_prompt\.safetensors' has shape \(8, 16\), expected \[k, 32\]"),
+    Case("pretrained-prompt-for-prefix-without-projection",
+         lambda w: {"method": {"strategy": "ppt", "injection": "prefix", "prefix_projection": "none",
+                               "pretrained_prompt": str(w.narrow_prompt)}},
+         ValueError, r"method\.pretrained_prompt '.*narrow_prompt\.safetensors' has shape \(8, 16\), expected \[k, "
+                     r"\d+\] for backbone '.*' \(method\.prefix_projection: none feeds every layer's keys and values"),
 ]
 
 
