@@ -11,7 +11,7 @@ from ipt_ray.report.differences import Comparison, compare
 from ipt_ray.report.labels import METRIC_NAMES, task_name, task_order
 from ipt_ray.report.published import PAPER, SOURCES, other_published
 from ipt_ray.report.table import Cell, CellKey, PaperTable
-from ipt_ray.results import display_str, fmt_value, markdown_lines, mean_std_text, write_csv
+from ipt_ray.results import chosen_text, display_str, fmt_value, markdown_lines, mean_std_text, write_csv
 
 
 def _cell_text(c: Cell | None, pct: bool, seeds: int, folds: int) -> str:
@@ -173,6 +173,11 @@ def _notes(table: PaperTable, seeds: int, folds: int, quoted: bool) -> list[str]
     if folds:
         notes.append(f"Few-shot cells: each seed's value is its mean over {folds} cross-validation folds "
                      "(dev = the fold's held-out part of the K-shot training set, not the test set).")
+    chosen = [c for c in table.cells.values() if c.chosen]
+    if chosen:
+        notes.append("Chosen per data seed by the few-shot select phase (cross-validation over 2K per label, "
+                     "no test data): " + "; ".join(f"{c.method}, {task_name(c.task)}: {chosen_text(c.chosen)}"
+                                                   for c in chosen) + ".")
     if table.selected_over:
         notes.append("Each cell is the best configuration on the dev mean over: "
                      + ", ".join(f"`{k}`" for k in table.selected_over) + " (see the CSV for the values).")
@@ -210,7 +215,7 @@ def _paper_csv(comparison: Comparison | None) -> list[str]:
 def to_csv(table: PaperTable, path: str | Path) -> Path:
     """One row per cell: method, task, (x), metric, mean, std (dev), test mean and std where the table has
     test values, seeds, folds, best, per-seed values (and ``test_seed_<s>``), the selected
-    hyper-parameters (JSON), config ids, and where the IPT paper printed the cell: its table, row label,
+    hyper-parameters (JSON), what a few-shot select phase chose per seed (JSON), config ids, and where the IPT paper printed the cell: its table, row label,
     column and value, how our run differs (``kind: ours ...; paper ...`` joined by `` | ``) and the citation."""
     comparisons = compare(table)
     seeds = sorted({s for c in table.cells.values() for s in c.values})
@@ -218,7 +223,8 @@ def to_csv(table: PaperTable, path: str | Path) -> Path:
     test_means = ["test_mean", "test_std"] if table.has_test else []
     header = ["method", "task", *([table.x_key] if table.x_key else []), "metric", "setting", "mean", "std",
               *test_means, "n_seeds", "n_folds", "best", *(f"seed_{s}" for s in seeds),
-              *(f"test_seed_{s}" for s in test_seeds), "hyper_params", "config_ids", *PAPER_CSV_COLUMNS]
+              *(f"test_seed_{s}" for s in test_seeds), "hyper_params", "chosen_per_seed", "config_ids",
+              *PAPER_CSV_COLUMNS]
     rows = []
     for key in sorted(table.cells, key=lambda k: (table.methods.index(k[0]), task_order(k[1]), str(k[2]))):
         c = table.cells[key]
@@ -227,6 +233,8 @@ def to_csv(table: PaperTable, path: str | Path) -> Path:
                      repr(c.mean), repr(c.std), *([repr(c.test_mean), repr(c.test_std)] if test_means else []),
                      c.n_seeds, c.n_folds, int(c.best), *(repr(c.values[s]) if s in c.values else "" for s in seeds),
                      *(repr(c.test_values[s]) if s in c.test_values else "" for s in test_seeds),
-                     json.dumps({k: c.hyper[k] for k in sorted(c.hyper)}, default=str), ";".join(c.config_ids),
+                     json.dumps({k: c.hyper[k] for k in sorted(c.hyper)}, default=str),
+                     json.dumps({str(s): v for s, v in c.chosen.items()}, default=str) if c.chosen else "",
+                     ";".join(c.config_ids),
                      *_paper_csv(comparisons.get(key))])
     return write_csv(path, header, rows)

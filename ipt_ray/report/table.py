@@ -42,7 +42,8 @@ class Cell:
     ``values``: per seed (mean over folds when cross-validated); ``n_folds``: 0 without folds;
     ``hyper``: the params that were selected over, with the winning values. ``test_values`` /
     ``test_mean`` / ``test_std``: the same on the test split (empty / NaN without one). ``config``: the
-    flat params its configs share (all but ``task.cv_fold``): what the paper comparison reads.
+    flat params its configs share (all but ``task.cv_fold``): what the paper comparison reads. ``chosen``:
+    seed -> the hyper-parameters a few-shot select phase chose for that data seed.
     """
 
     method: str
@@ -60,6 +61,7 @@ class Cell:
     test_std: float = math.nan
     best: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+    chosen: dict[int, dict[str, Any]] = field(default_factory=dict)  # few-shot: seed -> what selection chose
 
     @property
     def n_seeds(self) -> int:
@@ -185,7 +187,8 @@ def _candidates(groups: _Groups, metrics: Mapping[str, str]) -> dict[CellKey, li
             method=label, task=task, metric=metrics[task], x=x, mean=mean, std=std, values=values,
             n_folds=len([f for f in folds if f is not None]), config_ids=sorted(c.config_id for c in members),
             hyper=groups.hyper[key], test_values=tests, test_mean=test_mean, test_std=test_std,
-            config={k: v for k, v in expand_sections(members[0].params).items() if k != "task.cv_fold"}))
+            config={k: v for k, v in expand_sections(members[0].params).items() if k != "task.cv_fold"},
+            chosen={s: v for c in members for s, v in c.chosen.items()}))
     return candidates
 
 

@@ -36,15 +36,21 @@ class SweepContext:
         """Dotted params every trial of this sweep shares: the YAML's explicit ``task`` and ``method``
         fields, ``backbone.name`` and ``train.lr/epochs/batch_size`` (so the task of a sweep that did
         not search it, and the base method of one that searched part of it, are known). ``task.name``
-        and ``backbone.name`` come from the parent run's params when it has them."""
+        and ``backbone.name`` come from the parent run's params when it has them. Keys the sweep searched
+        (``sweep.search_space``) are left out."""
         out: dict[str, Any] = {}
+        # A dotted key the sweep searched is not shared: every trial has its own value (in its params), and a
+        # few-shot final run has the one selection chose for its data seed (``ipt.chosen.*``), not the YAML's.
+        sweep = self.base.get("sweep")
+        searched = set((sweep.get("search_space") or {}) if isinstance(sweep, dict) else ())
         for section, keys in _SHARED_FIELDS.items():
             values = self.base.get(section)
             if not isinstance(values, dict):
                 continue
             for k, v in values.items():
                 name = f"{section}.{k}"
-                if (keys is None or k in keys) and name not in _NOT_SHARED and not isinstance(v, (dict, list)):
+                if ((keys is None or k in keys) and name not in _NOT_SHARED and name not in searched
+                        and not isinstance(v, (dict, list))):
                     out[name] = v
         # The parent's params come from the effective config, the stored YAML from the file as written
         # (before any --set): for the task and backbone, the params win.

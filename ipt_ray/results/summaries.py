@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
-from ipt_ray.results.ids import config_id, flatten_params, jsonable
+from ipt_ray.results.ids import config_id, display_str, flatten_params, jsonable
 
 Mode = Literal["max", "min"]
 #: Which epoch of a run a seed's value is read at: its last, or the one with the best seed mean.
@@ -51,6 +51,7 @@ class SeedResult:
     params: dict[str, Any]
     status: str
     test: float = math.nan
+    chosen: dict[str, Any] = field(default_factory=dict)  # few-shot: the values selection chose for this seed
 
 
 @dataclass
@@ -73,6 +74,9 @@ class ConfigSummary:
     test_values: dict[int, float] = field(default_factory=dict)
     test_mean: float = math.nan
     test_std: float = math.nan
+    #: seed -> the hyper-parameters selection chose for that seed (few-shot: per data seed, by
+    #: cross-validation); empty when the config's own params are what ran.
+    chosen: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def eligible(self) -> bool:
@@ -138,17 +142,20 @@ def _summarise(cid: str, rows: list[SeedResult]) -> ConfigSummary:
     rows = sorted(rows, key=lambda r: (_STATUS_RANK.get(r.status, len(STATUSES)), r.trial_id, r.seed))
     values: dict[int, float] = {}
     tests: dict[int, float] = {}
+    chosen: dict[int, dict[str, Any]] = {}
     for r in rows:
         if r.status != "failed" and math.isfinite(r.value) and r.seed not in values:
             values[r.seed] = float(r.value)
             if math.isfinite(r.test):
                 tests[r.seed] = float(r.test)
+            if r.chosen:
+                chosen[r.seed] = dict(r.chosen)
     values, tests = dict(sorted(values.items())), dict(sorted(tests.items()))
     mean, std = mean_std(list(values.values()))
     test_mean, test_std = mean_std(list(tests.values()))
     return ConfigSummary(config_id=cid, trial_ids=sorted({r.trial_id for r in rows}), params=dict(rows[0].params),
                          values=values, mean=mean, std=std, n_seeds=len(values), status=rows[0].status,
-                         test_values=tests, test_mean=test_mean, test_std=test_std)
+                         test_values=tests, test_mean=test_mean, test_std=test_std, chosen=dict(sorted(chosen.items())))
 
 
 def aggregate(results: Iterable[SeedResult], metric: str, mode: Mode = "max") -> SweepSummary:
@@ -268,6 +275,7 @@ def summary_to_json(summary: SweepSummary) -> dict[str, Any]:
         d = dataclasses.asdict(c)
         d["values"] = {str(k): v for k, v in c.values.items()}
         d["test_values"] = {str(k): v for k, v in c.test_values.items()}
+        d["chosen"] = {str(k): v for k, v in c.chosen.items()}
         configs.append(d)
     return jsonable({"metric": summary.metric, "mode": summary.mode, "configs": configs})
 
@@ -281,7 +289,23 @@ def summary_from_json(data: dict[str, Any]) -> SweepSummary:
 def _test_fields(c: dict[str, Any]) -> dict[str, Any]:
     """A JSON config's test fields (absent in journals written before there were any): NaN as null."""
     return {"test_values": {int(k): float(v) for k, v in (c.get("test_values") or {}).items()},
-            "test_mean": to_float(c.get("test_mean", math.nan)), "test_std": to_float(c.get("test_std", math.nan))}
+            "test_mean": to_float(c.get("test_mean", math.nan)), "test_std": to_float(c.get("test_std", math.nan)),
+            "chosen": {int(k): dict(v) for k, v in (c.get("chosen") or {}).items()}}
+
+
+def chosen_text(chosen: dict[int, dict[str, Any]]) -> str:
+    """What selection chose over the seeds, per key, most frequent first: ``train.lr 0.01 x3, 0.03 x2``."""
+    keys = sorted({k for values in chosen.values() for k in values})
+    parts = []
+    for key in keys:
+        counts: dict[str, int] = {}
+        for values in chosen.values():
+            if key in values:
+                text = display_str(values[key])
+                counts[text] = counts.get(text, 0) + 1
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        parts.append(f"{key} " + ", ".join(f"{v} x{n}" for v, n in ranked))
+    return "; ".join(parts)
 
 
 def summary_record(summary: SweepSummary) -> dict[str, Any]:
@@ -291,7 +315,8 @@ def summary_record(summary: SweepSummary) -> dict[str, Any]:
 
     configs = [{"config_id": c.config_id, "trial_ids": c.trial_ids, "params": c.params,
                 "values": {str(s): v for s, v in c.values.items()}, "mean": finite(c.mean), "std": finite(c.std),
-                "n_seeds": c.n_seeds, "status": c.status, "best": c.best} for c in summary.configs]
+                "n_seeds": c.n_seeds, "status": c.status, "best": c.best,
+                **({"chosen": {str(s): v for s, v in c.chosen.items()}} if c.chosen else {})} for c in summary.configs]
     if summary.has_test:  # which split each number is from: values/mean/std are dev
         for row, c in zip(configs, summary.configs):
             row.update(test_values={str(s): v for s, v in c.test_values.items()}, test_mean=finite(c.test_mean),

@@ -8,12 +8,13 @@ and the paper tables (``ipt_ray.report``) are both made with them.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from ipt_ray.results.ids import display_str, param_str, parse_param
-from ipt_ray.results.summaries import ConfigSummary, Mode, SweepSummary
+from ipt_ray.results.summaries import ConfigSummary, Mode, SweepSummary, chosen_text
 
 _FIXED_CSV = ("config_id", "best", "status", "n_seeds")
 BEST_MARK = "★ "
@@ -103,9 +104,11 @@ def _rows(summary: SweepSummary) -> tuple[list[str], list[list[str]]]:
     unit = " mean ± std" + (" (%)" if pct else "")
     test = summary.has_test
     values = [f"dev {summary.metric}{unit}", f"test {summary.metric}{unit}"] if test else [f"{summary.metric}{unit}"]
-    header = ["config", *keys, "seeds", *values, "status"]
-    rows = [[c.config_id, *(display_str(c.params.get(k, "")) for k in keys), str(c.n_seeds),
-             _fmt_mean_std(c, pct), *([_fmt_test(c, pct)] if test else []), c.status] for c in summary.configs]
+    chosen = any(c.chosen for c in summary.configs)  # few-shot: selection chose per data seed
+    header = ["config", *keys, *(["chosen per seed"] if chosen else []), "seeds", *values, "status"]
+    rows = [[c.config_id, *(display_str(c.params.get(k, "")) for k in keys), *([chosen_text(c.chosen)] if chosen else []),
+             str(c.n_seeds), _fmt_mean_std(c, pct), *([_fmt_test(c, pct)] if test else []), c.status]
+            for c in summary.configs]
     return header, rows
 
 
@@ -135,13 +138,15 @@ def to_csv(summary: SweepSummary, path: str | Path) -> Path:
     seeds, test_seeds = summary.seeds, summary.test_seeds if summary.has_test else []
     m = summary.metric
     test_means = [f"test_{m}_mean", f"test_{m}_std"] if summary.has_test else []
+    chosen = ["chosen"] if any(c.chosen for c in summary.configs) else []  # JSON: seed -> chosen values
     header = [*_FIXED_CSV, f"{m}_mean", f"{m}_std", *test_means, *keys, *(f"seed_{s}" for s in seeds),
-              *(f"test_seed_{s}" for s in test_seeds), "trial_ids"]
+              *(f"test_seed_{s}" for s in test_seeds), *chosen, "trial_ids"]
     rows = ([c.config_id, int(c.best), c.status, c.n_seeds, repr(c.mean), repr(c.std),
              *([repr(c.test_mean), repr(c.test_std)] if test_means else []),
              *(display_str(c.params[k]) if k in c.params else "" for k in keys),
              *(repr(c.values[s]) if s in c.values else "" for s in seeds),
              *(repr(c.test_values[s]) if s in c.test_values else "" for s in test_seeds),
+             *([json.dumps({str(s): v for s, v in c.chosen.items()}, sort_keys=True)] if chosen else []),
              ";".join(c.trial_ids)] for c in summary.configs)
     return write_csv(path, header, rows)
 
@@ -158,8 +163,8 @@ def read_csv(path: str | Path, mode: Mode = "max") -> SweepSummary:
     test_cols = [c for c in (f"test_{metric}_mean", f"test_{metric}_std") if c in columns]
     seed_cols = [c for c in columns if c.startswith("seed_") and c[5:].isdigit()]
     test_seed_cols = [c for c in columns if c.startswith("test_seed_") and c[10:].isdigit()]
-    param_cols = [c for c in columns
-                  if c not in {*_FIXED_CSV, mean_col, std_col, *test_cols, "trial_ids", *seed_cols, *test_seed_cols}]
+    param_cols = [c for c in columns if c not in {*_FIXED_CSV, mean_col, std_col, *test_cols, "trial_ids", "chosen",
+                                                  *seed_cols, *test_seed_cols}]
     configs = [ConfigSummary(
         config_id=r["config_id"],
         trial_ids=[t for t in r["trial_ids"].split(";") if t],
@@ -173,5 +178,6 @@ def read_csv(path: str | Path, mode: Mode = "max") -> SweepSummary:
         test_values={int(c[10:]): float(r[c]) for c in test_seed_cols if r[c] != ""},
         test_mean=float(r[test_cols[0]]) if test_cols else math.nan,
         test_std=float(r[test_cols[1]]) if test_cols else math.nan,
+        chosen={int(k): v for k, v in json.loads(r.get("chosen") or "{}").items()},
     ) for r in rows]
     return SweepSummary(metric=metric, mode=mode, configs=configs)

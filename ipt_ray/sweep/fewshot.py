@@ -39,7 +39,7 @@ from ipt_ray.sweep.selection import (CV_FOLD, DATA_SEED, Choice, TrialCurve, cho
                                      choices_to_json, choose_hyper, crossed, few_shot_keys, final_points, final_results,
                                      final_runs, phase_config_id, select_points, trial_curves)
 from ipt_ray.sweep.trial import ipt_trial
-from ipt_ray.tracking import SweepTracker
+from ipt_ray.tracking import CHOSEN_TAG, SweepTracker
 from ipt_ray.tracking.callback import MlflowTrackingCallback
 
 SELECTION_FILE = "fewshot_selection.json"
@@ -192,7 +192,8 @@ def finish_fewshot(plan: SweepPlan, final_grid: Any, choices: Sequence[Choice], 
     cfg = plan.cfg
     curves = trial_curves(final_grid, cfg.sweep.metric, cfg.train.epochs)
     log_selected_values(tracker, curves, choices, compare, cfg.sweep.metric, cfg.sweep.mode)
-    summary = aggregate(final_results(curves, compare, cfg.sweep.mode), cfg.sweep.metric, cfg.sweep.mode)
+    chosen = {(c.group_id, c.data_seed): c.hyper for c in choices}
+    summary = aggregate(final_results(curves, compare, cfg.sweep.mode, chosen), cfg.sweep.metric, cfg.sweep.mode)
     report_dir = plan.sweep_dir / "report"
     artifacts = {**write_artifacts(summary, report_dir), **write_selection(report_dir, choices)}
     tracker.log_aggregate(summary, artifacts)
@@ -213,7 +214,7 @@ def log_selected_values(tracker: SweepTracker, curves: Sequence[TrialCurve], cho
         values = {f"dev_{metric}": run.dev, "epoch": float(run.epoch)}
         if run.test == run.test:  # not NaN: the protocol has a test split
             values[f"test_{metric}"] = run.test
-        tags = {f"ipt.chosen.{k}": param_str(v)[:500] for k, v in chosen.get((run.group_id, run.data_seed), {}).items()}
+        tags = {f"{CHOSEN_TAG}{k}": param_str(v)[:500] for k, v in chosen.get((run.group_id, run.data_seed), {}).items()}
         tracker.log_selected(run.trial_id, run.data_seed, values, tags)
 
 

@@ -21,7 +21,7 @@ import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ipt_ray.config import ExperimentConfig, ParamSpace
 from ipt_ray.results import Mode, SeedResult, config_id, dev_key, param_str, result_epoch, split_key, to_float
@@ -253,10 +253,14 @@ def final_runs(curves: Iterable[TrialCurve], compare: Sequence[str], mode: Mode)
     return out
 
 
-def final_results(curves: Sequence[TrialCurve], compare: Sequence[str], mode: Mode) -> list[SeedResult]:
+def final_results(curves: Sequence[TrialCurve], compare: Sequence[str], mode: Mode,
+                  chosen: Mapping[tuple[str, int], Mapping[str, Any]] | None = None) -> list[SeedResult]:
     """The final phase as seed results: config = compare group, seed = data seed, value = dev and test =
-    test at the trial's dev-selected epoch. ``ipt_ray.results.aggregate`` then gives test mean ± std over
-    data seeds per group (and picks the best group on dev)."""
+    test at the trial's dev-selected epoch, ``chosen`` = what selection chose for (group id, data seed).
+    ``ipt_ray.results.aggregate`` then gives test mean ± std over data seeds per group (and picks the best
+    group on dev)."""
     runs = final_runs(curves, compare, mode)
-    return [SeedResult(r.group_id, r.trial_id, r.data_seed, r.dev, group_of(c.params, compare), c.status, test=r.test)
+    chosen = chosen or {}
+    return [SeedResult(r.group_id, r.trial_id, r.data_seed, r.dev, group_of(c.params, compare), c.status, test=r.test,
+                       chosen=dict(chosen.get((r.group_id, r.data_seed), {})))
             for r, c in zip(runs, curves)]

@@ -24,6 +24,7 @@ from ipt_ray.tracking.models import (ADAPTER_ARTIFACT, ADAPTER_TAG, MODEL_KEY_TA
                                      register_version)
 from ipt_ray.tracking.pyfunc import MODEL_ARTIFACT, AdapterEnsembleModel, output_frame, predict_frame, save_model_folder
 from ipt_ray.tracking.readback import (
+    CHOSEN_TAG,
     SWEEP_FILE,
     find_sweep_dir,
     find_sweep_runs,
@@ -43,7 +44,7 @@ __all__ = [
     "JOURNAL_FILE", "JOURNAL_VERSION", "RETRY_INTERVAL_S", "Journal", "read_journal",
     "ADAPTER_ARTIFACT", "ADAPTER_TAG", "MODEL_KEY_TAG", "ModelLogging", "adapter_digest", "register_version",
     "MODEL_ARTIFACT", "AdapterEnsembleModel", "output_frame", "predict_frame", "save_model_folder",
-    "SWEEP_FILE", "find_sweep_dir", "find_sweep_runs", "log_report_artifacts", "results_from_mlflow",
+    "CHOSEN_TAG", "SWEEP_FILE", "find_sweep_dir", "find_sweep_runs", "log_report_artifacts", "results_from_mlflow",
     "sweep_context_from_mlflow",
     "sync_sweep",
     "TRIAL_END_STATUS", "SweepTracker",

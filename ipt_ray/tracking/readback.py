@@ -31,6 +31,8 @@ from ipt_ray.tracking.client import TrackingError, quote, search_all, tag_filter
 
 #: The sweep's metadata file in its folder (name, sweep id, tracking URI, experiment); the sweep driver writes it.
 SWEEP_FILE = "ipt_sweep.json"
+#: Tag prefix of the hyper-parameters selection chose for a run (a few-shot final run: ``ipt.chosen.train.lr``).
+CHOSEN_TAG = "ipt.chosen."
 
 
 def find_sweep_runs(uri: str, experiment: str, sweep: str) -> list[Run]:
@@ -123,7 +125,7 @@ def _curve(history: Callable[[str, str], Iterable[Any]], run_id: str, key: str) 
 
 def _seed_result(run: Any, key: str, test: str) -> SeedResult:
     """One child run as a seed result: its last ``key`` (and ``test``) value, its params parsed back
-    (without ``seed``)."""
+    (without ``seed``) and what selection chose for it (``ipt.chosen.<key>`` tags of a few-shot final run)."""
     tags = run.data.tags
     return SeedResult(
         config_id=tags["ipt.config_id"],
@@ -133,6 +135,7 @@ def _seed_result(run: Any, key: str, test: str) -> SeedResult:
         params={k: parse_param(v) for k, v in run.data.params.items() if k != "seed"},
         status=tags.get("ipt.status", "running"),
         test=to_float(run.data.metrics.get(test)),
+        chosen={k[len(CHOSEN_TAG):]: parse_param(v) for k, v in sorted(tags.items()) if k.startswith(CHOSEN_TAG)},
     )
 
 

@@ -13,7 +13,7 @@ import yaml
 from mlflow import MlflowClient
 
 from ipt_ray.cli import main
-from ipt_ray.results import mean_std
+from ipt_ray.results import display_str, mean_std
 from ipt_ray.sweep.selection import selected_epoch
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -98,6 +98,10 @@ def test_fewshot_sweep_runs_select_then_final_under_one_parent(tiny_bert, tmp_pa
                  "--experiment", "fewshot"]) == 0
     printed = capsys.readouterr().out
     assert gid in printed and printed.count("\n") < 40
+    # the learning rate each data seed chose is in the tables, never the YAML's base train.lr
+    lrs = Counter(display_str(row["hyper"]["train.lr"]) for row in chosen)
+    per_seed = ", ".join(f"{v} x{n}" for v, n in sorted(lrs.items(), key=lambda kv: (-kv[1], kv[0])))
+    assert "chosen per seed" in printed and f"train.lr {per_seed}" in printed
 
     # --resume: the finished select phase is not rerun, the final phase is restored: no new runs
     assert main(["sweep", str(path), "--resume"]) == 0

@@ -339,3 +339,30 @@ def test_summary_json_keeps_test_values_and_reads_older_summaries():
             c.pop(key)
     assert summary_from_json(older).configs[0].test_values == {}
     assert "test_values" not in summary_record(sample_summary())["configs"][0]  # dev-only: as before
+
+
+# ---------------------------------------------------------------- few-shot: what selection chose per data seed
+
+
+def test_a_searched_key_is_not_shared_from_the_yaml():
+    from ipt_ray.results import SweepContext
+
+    ctx = SweepContext("s", "s", base={"train": {"lr": 0.01, "epochs": 5},
+                                       "sweep": {"search_space": {"train.lr": {"type": "choice", "values": [0.01, 0.03]}}}})
+    assert ctx.shared_params() == {"train.epochs": 5}  # each run has its own lr (a few-shot final: the chosen one)
+
+
+def test_chosen_values_per_seed_survive_json_csv_and_show_in_the_tables(tmp_path):
+    from dataclasses import replace
+
+    from ipt_ray.results import chosen_text, read_csv, render_console, summary_from_json, summary_to_json, to_csv
+
+    rows = [replace(r, chosen={"train.lr": lr}) for r, lr in zip(seeds("g", [0.6, 0.7, 0.8]), [0.01, 0.03, 0.01])]
+    summary = aggregate(rows, "accuracy")
+    assert summary.configs[0].chosen == {0: {"train.lr": 0.01}, 1: {"train.lr": 0.03}, 2: {"train.lr": 0.01}}
+    assert chosen_text(summary.configs[0].chosen) == "train.lr 0.01 x2, 0.03 x1"
+    assert summary_from_json(summary_to_json(summary)).configs[0].chosen == summary.configs[0].chosen
+    assert read_csv(to_csv(summary, tmp_path / "r.csv")).configs[0].chosen == summary.configs[0].chosen
+    printed = render_console(summary)
+    assert "chosen per seed" in printed and "train.lr 0.01 x2, 0.03 x1" in printed
+    assert "chosen" not in render_console(aggregate(seeds("plain", [0.5]), "accuracy"))
