@@ -87,6 +87,8 @@ class DatasetConfig(StrictSection):
                                                           "carved from train")
     test: FileList | None = None
     hf_config: str | None = Field(None, description="format hf only: the hub dataset's configuration")
+    column_names: list[str] | None = Field(None, min_length=1, description="csv / tsv without a header row (AG "
+                                           "News' files): the columns' names in order; the first row is data")
     text_fields: list[str] = Field(min_length=1, max_length=2, description="one or two columns (text_a, text_b)")
     label_field: str | None = Field(None, description="the label column (required for a task; a pretraining "
                                                        "source without it takes each file's category)")
@@ -138,6 +140,14 @@ class DatasetConfig(StrictSection):
         return self
 
     def _check_fields(self) -> None:
+        if self.column_names is not None:
+            if self.format not in ("csv", "tsv"):
+                raise ValueError(f"column_names is for headerless csv / tsv files (format is {self.format!r})")
+            if len(set(self.column_names)) != len(self.column_names):
+                raise ValueError(f"column_names names a column twice: {self.column_names}")
+            missing = [f for f in (*self.text_fields, self.label_field) if f is not None and f not in self.column_names]
+            if missing:
+                raise ValueError(f"{', '.join(map(repr, missing))} not in column_names ({', '.join(self.column_names)})")
         if len(set(self.text_fields)) != len(self.text_fields):
             raise ValueError(f"text_fields names a column twice: {self.text_fields}")
         if self.label_field in self.text_fields:

@@ -98,6 +98,8 @@ def _read_file(cfg: DatasetConfig, path: Path) -> Part:
         # Every named column as text ('007' stays '007'; 'NA' and 'null' are words): only an empty cell is missing.
         columns = [c for c in (*cfg.text_fields, cfg.label_field) if c is not None]
         options = {**options, "converters": {c: str for c in columns}, "keep_default_na": False, "na_values": [""]}
+        if cfg.column_names is not None:  # no header row: pandas then reads the first row as data
+            options["column_names"] = list(cfg.column_names)
     verbosity = datasets.logging.get_verbosity()
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its "Failed to read file" log: the error says it
     try:

@@ -93,6 +93,19 @@ def test_csv_cells_are_text_and_integer_labels_sort_as_numbers(tmp_path):
     assert spec.label_names == ("1", "2", "10")  # JSON integers sort as numbers
 
 
+def test_a_headerless_csv_is_read_with_column_names(tmp_path):
+    """AG News' files have no header row: ``column_names`` names the columns and the first row is data."""
+    path = tmp_path / "train.csv"
+    path.write_text("".join(f'"{r["topic"]}","{r["headline"]}","{r["body"]}"\n' for r in ROWS))
+    spec, data = custom_task(news_task(str(path), column_names=["topic", "headline", "body"]))
+    assert data["train"]["headline"] == [r["headline"] for r in ROWS]  # all 12 rows, the first one included
+    assert spec.label_names == ("sport", "tech", "world")
+    with pytest.raises(ValueError, match=r"'topic' not in column_names \(label, headline, body\)"):
+        news_task(str(path), column_names=["label", "headline", "body"])
+    with pytest.raises(ValueError, match=r"column_names is for headerless csv / tsv files \(format is 'jsonl'\)"):
+        news_task(str(path), "jsonl", column_names=["topic", "headline", "body"])
+
+
 def test_json_boolean_labels_read_as_json_spells_them(tmp_path):
     """BoolQ's JSONL has true/false labels: they become the classes 'false' and 'true'."""
     rows = [{"topic": t, "headline": "h", "body": "b"} for t in (True, False, True)] * 2
