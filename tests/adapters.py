@@ -7,6 +7,7 @@ from typing import Sequence
 
 import torch
 
+from ipt_ray.batches import Collator
 from ipt_ray.config import validate_config
 from ipt_ray.data import get_task
 from ipt_ray import results as report
@@ -16,6 +17,31 @@ from ipt_ray.tracking import SweepTracker
 from ipt_ray.tracking.callback import MlflowTrackingCallback
 
 PARAMS = {"method.prompt_length": 3}
+CB_LABELS = ["entailment", "contradiction", "neutral"]
+TEXTS = ["the movie was great and wonderful", "a terrible film", "yes no maybe"]
+
+
+def text_batch(backbone, texts: Sequence[str]):
+    """A padded batch of single texts, as the classifier head sees it."""
+    tok = backbone.tokenizer
+    enc = tok(list(texts), return_special_tokens_mask=True)
+    rows = [{k: enc[k][i] for k in enc} | {"label": 0} for i in range(len(texts))]
+    return Collator(tok.pad_token_id, backbone.uses_token_types)(rows)
+
+
+def save_perturbed_adapter(backbone, backbone_path: Path, folder: Path, method: dict, **save_kwargs):
+    """A CB adapter of ``method`` over the ids of :data:`TEXTS` (compact tables), its weights moved off the
+    seed's initial values (a reload must read them), saved to ``folder``: ``(config, adapter, seen ids)``."""
+    config = validate_config({"task": {"name": "cb", "max_length": 64}, "backbone": {"name": str(backbone_path)},
+                              "method": method})
+    seen = torch.unique(text_batch(backbone, TEXTS).input_ids.flatten())
+    ctx = build_context(config.method, backbone, len(CB_LABELS), seen_token_ids=seen)
+    adapter = build_adapter(ctx, backbone, seed=0).eval()
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(torch.randn_like(p))
+    save_adapter(folder, adapter, config, backbone, ctx, 0, CB_LABELS, **save_kwargs)
+    return config, adapter, seen
 
 
 def make_seed_adapters(backbone, backbone_path: Path, folder: Path, task: str = "rte", seeds: Sequence[int] = (0, 1),

@@ -12,13 +12,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ipt_ray.backbone import ADAPTER, PROMPT_TABLE, ArtefactError, load_artefact
-from ipt_ray.batches import Collator
-from ipt_ray.config import MethodConfig, validate_config
-from ipt_ray.model import ADAPTER_CONFIG_FILE, ADAPTER_FILE, build_adapter, build_context, load_adapter, save_adapter
+from ipt_ray.config import MethodConfig
+from ipt_ray.model import ADAPTER_CONFIG_FILE, ADAPTER_FILE, build_adapter, build_context, load_adapter
 from ipt_ray.pretrain import save_prompt_table
+from adapters import CB_LABELS, TEXTS, save_perturbed_adapter, text_batch as _batch
 
-LABELS = ["entailment", "contradiction", "neutral"]
-TEXTS = ["the movie was great and wonderful", "a terrible film", "yes no maybe"]
+LABELS = CB_LABELS
 
 
 class Trap:
@@ -52,25 +51,12 @@ def test_the_trap_is_real(tmp_path):
     assert marker.exists()
 
 
-def _batch(backbone, texts):
-    tok = backbone.tokenizer
-    enc = tok(texts, return_special_tokens_mask=True)
-    rows = [{k: enc[k][i] for k in enc} | {"label": 0} for i in range(len(texts))]
-    return Collator(tok.pad_token_id, backbone.uses_token_types)(rows)
-
-
 @pytest.fixture
 def saved_adapter(bert, tiny_bert, tmp_path):
     """A compact-table Random IPT adapter (data-derived seen ids) saved to ``tmp_path / 'adapter'``."""
-    config = validate_config({"task": {"name": "cb", "max_length": 64}, "backbone": {"name": str(tiny_bert)},
-                              "method": {"strategy": "random_ipt", "table_layout": "compact", "prompt_length": 3}})
-    seen = torch.unique(_batch(bert, TEXTS).input_ids.flatten())
-    ctx = build_context(config.method, bert, 3, seen_token_ids=seen)
-    adapter = build_adapter(ctx, bert, seed=0).eval()
-    with torch.no_grad():
-        for p in adapter.parameters():
-            p.add_(torch.randn_like(p))  # not the seed's initial values: the reload must read them
-    save_adapter(tmp_path / "adapter", adapter, config, bert, ctx, 0, LABELS, metrics={"accuracy": 0.5})
+    _, adapter, seen = save_perturbed_adapter(
+        bert, tiny_bert, tmp_path / "adapter", {"strategy": "random_ipt", "table_layout": "compact", "prompt_length": 3},
+        metrics={"accuracy": 0.5})
     return tmp_path / "adapter", adapter, seen
 
 

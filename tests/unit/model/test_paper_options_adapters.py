@@ -6,19 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ipt_ray.batches import Collator
 from ipt_ray.config import validate_config
-from ipt_ray.model import ADAPTER_FILE, build_adapter, build_context, load_adapter, save_adapter
-
-LABELS = ["entailment", "contradiction", "neutral"]
-TEXTS = ["the movie was great and wonderful", "a terrible film", "yes no maybe"]
-
-
-def _batch(backbone, texts):
-    tok = backbone.tokenizer
-    enc = tok(texts, return_special_tokens_mask=True)
-    rows = [{k: enc[k][i] for k in enc} | {"label": 0} for i in range(len(texts))]
-    return Collator(tok.pad_token_id, backbone.uses_token_types)(rows)
+from ipt_ray.model import ADAPTER_FILE, load_adapter
+from adapters import TEXTS, save_perturbed_adapter, text_batch
 
 
 @pytest.mark.parametrize("method", [
@@ -30,22 +20,15 @@ def _batch(backbone, texts):
     {"strategy": "encoder_ipt", "injection": "prefix", "prefix_projection": "none", "task_prompt_length": 2},
 ])
 def test_adapter_round_trip_with_the_paper_options(bert, tiny_bert, tmp_path, method):
-    config = validate_config({"task": {"name": "cb", "max_length": 64}, "backbone": {"name": str(tiny_bert)},
-                              "method": {"table_layout": "compact", "prompt_length": 3, **method}})
-    seen = torch.unique(_batch(bert, TEXTS).input_ids.flatten())
-    ctx = build_context(config.method, bert, 3, seen_token_ids=seen)
-    adapter = build_adapter(ctx, bert, seed=0).eval()
-    with torch.no_grad():
-        for p in adapter.parameters():
-            p.add_(torch.randn_like(p))  # not the seed's initial values: the reload must read them
-    save_adapter(tmp_path / "adapter", adapter, config, bert, ctx, 0, LABELS)
+    config, adapter, _ = save_perturbed_adapter(bert, tiny_bert, tmp_path / "adapter",
+                                                {"table_layout": "compact", "prompt_length": 3, **method})
     tensors = load_file(str(tmp_path / "adapter" / ADAPTER_FILE))
     if config.method.task_prompt_length:
         assert torch.equal(tensors["task_prompt.prompt"], adapter.task_prompt.prompt)
     assert not any("hard_ids" in name for name in tensors)  # rebuilt from the config and the (checked) tokenizer
     loaded_config, loaded, _, _ = load_adapter(tmp_path / "adapter", backbone=bert)
     assert loaded_config == config
-    batch = _batch(bert, TEXTS)
+    batch = text_batch(bert, TEXTS)
     with torch.no_grad():
         assert torch.equal(loaded(bert, batch), adapter(bert, batch))
     if config.method.hard_prompt:
