@@ -12,7 +12,7 @@ from typing import Any
 
 from ipt_ray.report.labels import task_name
 from ipt_ray.report.table import Cell, PaperTable
-from ipt_ray.results import markdown_lines
+from ipt_ray.results import display_str, markdown_lines
 
 
 def welch(a: Cell, b: Cell) -> tuple[float, float]:
@@ -28,19 +28,22 @@ def welch(a: Cell, b: Cell) -> tuple[float, float]:
 
 
 def significance(table: PaperTable) -> list[dict[str, Any]]:
-    """Each method with a base (``table.bases``) against that base, per task where both have >= 2 seeds."""
+    """Each method with a base (``table.bases``) against that base, per task (and per ``x`` value of a plot
+    table: at each prompt length, rate, ...) where both have >= 2 seeds."""
+    xs = sorted({k[2] for k in table.cells}, key=lambda x: (str(type(x)), x)) if table.x_key else [None]
     rows = []
     for method in table.methods:
         base = table.bases.get(method)
         if base is None:
             continue
         for task in table.tasks:
-            a, b = table.cell(method, task), table.cell(base, task)
-            if a is None or b is None or a.n_seeds < 2 or b.n_seeds < 2:
-                continue
-            t, p = welch(a, b)
-            rows.append({"method": method, "base": base, "task": task, "delta": a.mean - b.mean,
-                         "t": t, "p": p, "n": (a.n_seeds, b.n_seeds)})
+            for x in xs:
+                a, b = table.cell(method, task, x), table.cell(base, task, x)
+                if a is None or b is None or a.n_seeds < 2 or b.n_seeds < 2:
+                    continue
+                t, p = welch(a, b)
+                rows.append({"method": method, "base": base, "task": task, "x": x, "delta": a.mean - b.mean,
+                             "t": t, "p": p, "n": (a.n_seeds, b.n_seeds)})
     return rows
 
 
@@ -49,13 +52,14 @@ def significance_markdown(table: PaperTable, alpha: float = 0.05) -> str:
     rows = significance(table)
     if not rows:
         return ""
-    header = ["IPT variant", "vs", "task", "difference (points)", "Welch t", "p", "at 5%"]
+    x = [table.x_key] if table.x_key else []
+    header = ["IPT variant", "vs", "task", *x, "difference (points)", "Welch t", "p", "at 5%"]
     cells = []
     for r in rows:
         scale = 100.0 if table.pct.get(r["task"]) else 1.0
         verdict = ("better" if r["delta"] > 0 else "worse") if r["p"] < alpha else "no significant difference"
-        cells.append([r["method"], r["base"], task_name(r["task"]), f"{scale * r['delta']:+.1f}", f"{r['t']:.2f}",
-                      f"{r['p']:.3f}", verdict])
+        cells.append([r["method"], r["base"], task_name(r["task"]), *([display_str(r["x"])] if x else []),
+                      f"{scale * r['delta']:+.1f}", f"{r['t']:.2f}", f"{r['p']:.3f}", verdict])
     lines = markdown_lines(header, cells)
     n = {x for r in rows for x in r["n"]}
     lines += ["", f"- Welch's two-sample t-test over seeds (n = {', '.join(map(str, sorted(n)))} per method), "

@@ -22,7 +22,8 @@ def write_artifacts(summaries: Mapping[str, SweepSummary] | SweepSummary, out_di
                     table: PaperTable | None = None) -> dict[str, Path]:
     """``paper.md`` / ``paper.csv`` (methods x tasks), ``significance.md`` when a test applies, and, for each
     :data:`~ipt_ray.report.plots.PLOT_KEYS` the results vary, ``<key>.png`` / ``<key>.csv`` (e.g.
-    ``prompt_length.png``) in ``out_dir``. ``table``: the methods x tasks table of these arguments when the
+    ``prompt_length.png``) and, where a variant meets its base, ``<key>_significance.md`` (a test at each
+    value) in ``out_dir``. ``table``: the methods x tasks table of these arguments when the
     caller has built it already."""
     if isinstance(summaries, SweepSummary):
         summaries = {summaries.metric: summaries}
@@ -42,6 +43,10 @@ def write_artifacts(summaries: Mapping[str, SweepSummary] | SweepSummary, out_di
         curve = build_table(summaries, task_metrics, x_key=key, epoch=epoch)
         paths[f"{name}_png"] = plot(curve, out / f"{name}.png")
         paths[f"{name}_csv"] = to_csv(curve, out / f"{name}.csv")
+        tests = significance_markdown(curve)  # each variant against its base at each value of the key
+        if tests:
+            (out / f"{name}_significance.md").write_text(tests, encoding="utf-8")
+            paths[f"{name}_significance_md"] = out / f"{name}_significance.md"
     return paths
 
 

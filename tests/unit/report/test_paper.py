@@ -183,8 +183,13 @@ def test_plots_are_pngs_with_one_line_per_method(tmp_path):
     summary = aggregate(results, "accuracy")
     assert paper.plot_keys(summary) == ["method.prompt_length"]
     paths = paper.write_artifacts(summary, tmp_path)
-    # PT vs Encoder IPT on CB: the significance table comes along
-    assert set(paths) == {"paper_md", "paper_csv", "significance_md", "prompt_length_png", "prompt_length_csv"}
+    # PT vs Encoder IPT on CB: the significance tables come along, one at each prompt length
+    assert set(paths) == {"paper_md", "paper_csv", "significance_md", "prompt_length_png", "prompt_length_csv",
+                          "prompt_length_significance_md"}
+    per_length = paths["prompt_length_significance_md"].read_text()
+    assert "| IPT variant | vs | task | method.prompt_length |" in per_length
+    assert all(f"| PT + Encoder IPT (cnn) | Prompt Tuning | CB | {k} | +{d} |" in per_length
+               for k, d in ((5, "10.0"), (20, "15.0"), (80, "5.0")))
     data = paths["prompt_length_png"].read_bytes()
     assert data[:8] == PNG and len(data) > 5000
     rows = list(csv.DictReader(paths["prompt_length_csv"].open()))
