@@ -158,7 +158,7 @@ class MlflowServer:
 
 @contextmanager
 def mlflow_server(root: Path | None = None, backend_store_uri: str | None = None,
-                  timeout_s: float = 60.0) -> Iterator[MlflowServer]:
+                  timeout_s: float = 180.0) -> Iterator[MlflowServer]:
     """``mlflow server`` on 127.0.0.1:<free port>, a sqlite store and proxied artifacts under ``root``.
 
     ``backend_store_uri`` serves an existing store instead (e.g. a finished sweep's ``sqlite:///...``).
@@ -226,7 +226,7 @@ class RayHead:
 
 @contextmanager
 def ray_head(num_cpus: int = 2, resources: dict[str, float] | None = None,
-             timeout_s: float = 90.0) -> Iterator[RayHead]:
+             timeout_s: float = 180.0) -> Iterator[RayHead]:
     """``ray start --head`` on 127.0.0.1 with token auth, free ports and a private temp dir."""
     base = Path(tempfile.mkdtemp(prefix="iptray-", dir="/tmp" if os.path.isdir("/tmp") else None))
     temp_dir = base / "r"  # /tmp/iptray-XXXXXXXX/r/session_<date>_<pid>/sockets/plasma_store: ~85 bytes
