@@ -87,23 +87,48 @@ def server_calls(uri: str) -> Iterator[None]:
         raise TrackingError(f"MLflow tracking server {uri} stopped answering: {err}") from err
 
 
-def check_reachable(uri: str, timeout_s: int = 5) -> None:
+def check_reachable(uri: str, timeout_s: int = 5, busy_timeout_s: int = 30) -> None:
     """Fail fast, naming the URI, when an HTTP tracking server does not answer.
 
     MLflow's own defaults retry for minutes (7 retries with backoff, 120 s timeout per request), which
     would hang a sweep at its first log call. One probe with no retries and a short timeout answers at
-    once. Other stores (sqlite, file) are opened lazily and report their own errors.
+    once. A server that took the connection but did not answer in ``timeout_s`` is busy, not gone (an
+    mlflow server on a loaded head took 5+ s): it gets one more probe of ``busy_timeout_s``. Other stores
+    (sqlite, file) are opened lazily and report their own errors.
     """
     if not is_http(uri):
         return
     try:
-        with environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(max(1, timeout_s)))):
-            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        try:
+            _probe(uri, timeout_s)
+        except Exception as err:  # noqa: BLE001 - any failure means the server may be unusable
+            if not _read_timed_out(err):
+                raise
+            _probe(uri, busy_timeout_s)
     except Exception as e:  # noqa: BLE001 - any failure means the server is unusable
         raise TrackingError(
             f"MLflow tracking server {uri} is not reachable: {e}. Start it (e.g. `mlflow server --host 127.0.0.1 "
             f"--port 5000` on the head node, reached through a tunnel) or point tracking.uri / MLFLOW_TRACKING_URI elsewhere."
         ) from e
+
+
+def _probe(uri: str, timeout_s: int) -> None:
+    with environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(max(1, timeout_s)))):
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+def _read_timed_out(err: BaseException) -> bool:
+    """Whether ``err`` (or its chain) is a read timeout: the server accepted the connection, then was slow."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)):
+            return True
+        if "Read timed out" in str(current):  # MLflow re-raises the requests error as text
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def is_outage(err: BaseException) -> bool:

@@ -141,6 +141,41 @@ def test_check_reachable_fails_fast_on_closed_port():
     check_reachable("sqlite:////nonexistent/dir/x.db")  # not a server: nothing to probe
 
 
+def test_a_busy_server_gets_a_longer_probe_and_a_silent_one_is_refused():
+    """A server that takes the connection but answers after the first probe's timeout is busy, not gone."""
+    import http.server
+    import threading
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        delay_s = 2.5
+
+        def do_POST(self):  # noqa: N802 - http.server's name; search_experiments is a POST
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            time.sleep(self.delay_s)
+            body = b'{"experiments": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        start = time.monotonic()
+        check_reachable(uri, timeout_s=1, busy_timeout_s=10)  # the first probe times out, the second answers
+        assert 2.5 <= time.monotonic() - start < 10
+        with pytest.raises(TrackingError, match="is not reachable"):
+            check_reachable(uri, timeout_s=1, busy_timeout_s=1)  # slower than both probes: refused
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_config_id_is_stable_and_short():
     a = config_id({"train.lr": 0.01, "method.prompt_length": 16})
     assert a == config_id({"method.prompt_length": 16, "train.lr": 0.01})
