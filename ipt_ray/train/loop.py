@@ -31,7 +31,7 @@ from ipt_ray.train.checkpoints import (discard_reported_checkpoint, load_trainer
                                        save_epoch_checkpoint)
 from ipt_ray.train.evaluation import epoch_metrics, epoch_report, evaluate, merge_epoch
 from ipt_ray.train.inputs import Prepared, backbone_collator, prepared_inputs, train_loader
-from ipt_ray.train.runtime import Runtime, make_runtime, progress_bar
+from ipt_ray.train.runtime import Runtime, make_runtime, progress_bar, release_freed_memory
 from ipt_ray.train.step import SeedTraining, accumulated_step, group_lrs, start_seed_training
 
 
@@ -140,6 +140,7 @@ def run_epoch(run: LoopRun, training: SeedTraining, epoch: int, resumed_from: in
         report = {**epoch_report(record, run.seeds, run.params), "resumed_from_epoch": resumed_from}
         run.runtime.report(report, checkpoint_dir)
     discard_reported_checkpoint(run.runtime, checkpoint_dir)
+    release_freed_memory()  # the epoch's activations: back to the OS, not held for the next trial's shapes
     injected_fault(epoch + 1)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
 import torch
@@ -83,3 +87,29 @@ def progress_bar(enabled: bool, runtime: Runtime, total: int, desc: str):
     if not enabled or not runtime.is_main or runtime.kind != "local":
         return None
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_freed_memory() -> None:
+    """Return to the OS the heap memory glibc holds for reuse but no live tensor uses.
+
+    Why: glibc keeps freed chunks below its (dynamic, up to 32 MB) mmap threshold in the heap, so a
+    process's resident memory climbs to the high-water mark of every activation shape it has seen. A reused
+    Tune actor sees many (prompt lengths, batch tails, eval batches): two CPU trials of the Figure 5 twin
+    held 8-9 GB each after 9 trials and Ray's memory monitor killed the sweep. Measured on MiniLM, 7
+    successive trials in one process: 1,618 MB resident without this call, 660 MB after it each time.
+    Called after every epoch; a no-op without ``malloc_trim``.
+    """
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
