@@ -130,10 +130,11 @@ def check_positions(cfg: ExperimentConfig, info: BackboneInfo) -> None:
         return
     offset = int(getattr(config, "pad_token_id", 0) or 0) + 1 if config.model_type in ROBERTA_LIKE else 0
     m, n = cfg.method, cfg.task.max_length
-    hard = getattr(m, "hard_prompt", None) if m.uses_prompt and m.injection == "input" else None
+    prompts_take_positions = m.uses_prompt and m.injection == "input"
+    hard = getattr(m, "hard_prompt", None) if prompts_take_positions else None
     h = len(text_token_ids(backbone_tokenizer(info.source, info.revision, info.offline or Path(info.source).is_dir(),
                                               cfg.backbone.name), hard)) if hard else 0
-    k = m.prompt_length + m.task_prompt_length + h if m.uses_prompt and m.injection == "input" else 0
+    k = m.prompt_length + m.task_prompt_length + h if prompts_take_positions else 0
     if offset + k + n > max_pos:
         parts = ["method.prompt_length", *(["task_prompt_length"] if m.task_prompt_length else []),
                  *([f"the {h} tokens of hard_prompt {hard!r}"] if h else [])]

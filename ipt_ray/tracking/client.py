@@ -117,18 +117,21 @@ def _probe(uri: str, timeout_s: int) -> None:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
-def _read_timed_out(err: BaseException) -> bool:
-    """Whether ``err`` (or its chain) is a read timeout: the server accepted the connection, then was slow."""
+def _exception_chain(err: BaseException):
+    """``err`` and the exceptions it was raised from (``__cause__``, else ``__context__``), each once."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)):
-            return True
-        if "Read timed out" in str(current):  # MLflow re-raises the requests error as text
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def _read_timed_out(err: BaseException) -> bool:
+    """Whether ``err`` (or its chain) is a read timeout: the server accepted the connection, then was slow."""
+    return any(isinstance(e, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError))
+               or "Read timed out" in str(e)  # MLflow re-raises the requests error as text
+               for e in _exception_chain(err))
 
 
 def is_outage(err: BaseException) -> bool:
@@ -138,16 +141,9 @@ def is_outage(err: BaseException) -> bool:
     Connection refused/reset, timeouts and 5xx answers after MLflow's retries, found anywhere in the
     exception chain (MLflow wraps them in ``MlflowException("API request to ... failed ...")``).
     """
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, _OUTAGE_TYPES):
-            return True
-        if isinstance(current, MlflowException) and current.error_code == "TEMPORARILY_UNAVAILABLE":
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(e, _OUTAGE_TYPES)
+               or (isinstance(e, MlflowException) and e.error_code == "TEMPORARILY_UNAVAILABLE")
+               for e in _exception_chain(err))
 
 
 # ---------------------------------------------------------------- experiments and searches
