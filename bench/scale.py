@@ -47,6 +47,7 @@ from tiny_models import make_tiny_backbone  # noqa: E402
 
 SEEDS = [0, 1, 2, 3, 4]
 EPOCHS = 2
+TRAIN_SAMPLES = 16  # CB training examples per seed and epoch (batch 8): the trial's length
 CLI = Path(sys.executable).parent / "ipt-ray"
 SUMMARY_LINE = re.compile(r"sweep \S+: (\d+) configs x \d+ seeds in (\d+)s \(sum of trial times (\d+)s\)")
 ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) /')
@@ -71,9 +72,10 @@ def simulated_cluster(nodes: int) -> Iterator[Any]:
         cluster.shutdown()
 
 
-def sweep_file(workdir: Path, backbone: Path, trials: int, uri: str, address: str, tag: str) -> Path:
+def sweep_file(workdir: Path, backbone: Path, trials: int, uri: str, address: str, tag: str,
+               train_samples: int = TRAIN_SAMPLES) -> Path:
     data = {
-        "task": {"name": "cb", "max_train_samples": 16, "max_eval_samples": 8, "max_length": 32},
+        "task": {"name": "cb", "max_train_samples": train_samples, "max_eval_samples": 8, "max_length": 32},
         "backbone": {"name": str(backbone)},
         "method": {"strategy": "random_ipt", "prompt_length": 4},
         "train": {"epochs": EPOCHS, "batch_size": 8, "seeds": SEEDS, "output_dir": str(workdir / f"runs-{tag}"),
@@ -219,9 +221,9 @@ def access_lines(log: Path) -> int:
 
 
 def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Path, kill_at: float | None,
-             concurrency: int) -> dict[str, Any]:
+             concurrency: int, train_samples: int = TRAIN_SAMPLES) -> dict[str, Any]:
     tag = f"{trials}" + ("-killed" if kill_at else "")
-    path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag)
+    path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag, train_samples)
     db = server.root / "mlflow.db"
     requests_before, server_cpu_before = access_lines(server.log), server_cpu_s(server)
     legs = []
@@ -244,7 +246,7 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
     ideal = trial_time / concurrency
     cpu = sum(leg["cpu_s"] for leg in legs)
     return {
-        "trials": trials, "configs": configs, "killed_and_resumed": bool(kill_at),
+        "trials": trials, "configs": configs, "killed_and_resumed": bool(kill_at), "train_samples": train_samples,
         "killed_after_trials": legs[0].get("killed_after_trials") if kill_at else None,
         "sweep_wall_s": sweep_wall, "process_wall_s": round(sum(leg["process_wall_s"] for leg in legs), 1),
         "trial_time_s": trial_time, "ideal_s": round(ideal, 1),
@@ -296,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-at", type=float, default=0.5, help="kill and resume the largest sweep (0: don't)")
     parser.add_argument("--out", default="bench/results/scale.md")
     parser.add_argument("--kill-only", action="store_true", help="only the killed sweep; keep the other rows on file")
+    parser.add_argument("--train-samples", type=int, default=TRAIN_SAMPLES,
+                        help="CB training examples per seed and epoch (batch 8): sets how long a trial trains")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="ipt-scale-"))
     backbone = make_tiny_backbone(workdir / "bert")
@@ -305,10 +309,11 @@ def main(argv: list[str] | None = None) -> int:
                 if not r["killed_and_resumed"]]
     with mlflow_server(workdir / "mlflow") as server, simulated_cluster(args.nodes) as cluster:
         for trials in [] if args.kill_only else args.trials:
-            rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes))
+            rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes, args.train_samples))
             print(json.dumps(rows[-1]), flush=True)
         if args.kill_at:
-            rows.append(run_size(max(args.trials), server, cluster, backbone, workdir, args.kill_at, args.nodes))
+            rows.append(run_size(max(args.trials), server, cluster, backbone, workdir, args.kill_at, args.nodes,
+                                 args.train_samples))
             print(json.dumps(rows[-1]), flush=True)
     write_results(Path(args.out), render(rows, args.nodes), {"rows": rows})
     return 0 if all(r["exact"] for r in rows) else 1

@@ -65,11 +65,12 @@ class MlflowTrackingCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         last = getattr(trial, "last_result", None) or {}
         epoch = result_epoch(last)
+        folders: dict[int, Path] = {}
         if self.adapters_dir is not None:
             seeds = self.seeds or [int(p.name[len("seed_"):]) for p in (self.adapters_dir / trial.trial_id).glob("seed_*")]
             folders = {s: self.adapters_dir / trial.trial_id / f"seed_{s}" for s in seeds}
-            self.tracker.log_adapters(trial.trial_id, {s: f for s, f in folders.items() if f.is_dir()})
-        self.tracker.end_trial(trial.trial_id, "completed" if epoch >= self.max_epochs else "early_stopped")
+        self.tracker.end_trial(trial.trial_id, "completed" if epoch >= self.max_epochs else "early_stopped",
+                               adapters={s: f for s, f in folders.items() if f.is_dir()})
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.tracker.end_trial(trial.trial_id, "failed")

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 ADAPTER_ARTIFACT = "adapter"  # a child run's artifact folder that holds its seed's adapter
 ADAPTER_TAG = "ipt.adapter_sha256"
 MODEL_KEY_TAG = "ipt.model_key"
-MODEL_OPS = ("log_adapters", "log_best_model")  # the journal records this module writes
+MODEL_OPS = ("log_adapters", "log_best_model")  # the journal records this module replays
 
 
 def adapter_digest(folder: str | Path) -> str:
@@ -69,13 +69,18 @@ class ModelLogging:
     uri: str
     _run_info: dict[str, tuple[str, str | None]]  # run id -> (artifact URI, adapter digest tag)
 
-    def log_adapters(self, trial_id: str, folders: Mapping[int, str | Path]) -> None:
-        """Upload each seed's adapter folder (seed -> folder) into that seed's child run of ``trial_id``."""
-        payload = {"trial_id": trial_id, "folders": {str(s): str(f) for s, f in folders.items()}}
-        self._write("log_adapters", payload, lambda: self._log_adapters_now(trial_id, payload["folders"]))
-
+    # Adapters go up with their trial's end (``SweepTracker.end_trial``); a ``log_adapters`` record is
+    # still replayed for journals written before that.
     def _log_adapters_now(self, trial_id: str, folders: Mapping[str, str]) -> None:
+        for run_id, digest in self._upload_adapters(trial_id, folders).items():
+            self.client.set_tag(run_id, ADAPTER_TAG, digest)
+            self._adapter_tagged(run_id, digest)
+
+    def _upload_adapters(self, trial_id: str, folders: Mapping[str, str]) -> dict[str, str]:
+        """Upload each seed's adapter files into its child run; returns run id -> digest for the runs whose
+        digest tag (:data:`ADAPTER_TAG`, which marks the upload as landed) the caller must now set."""
         runs = self._trial_runs(trial_id)
+        to_tag: dict[str, str] = {}
         for seed, folder in folders.items():
             run_id = runs.get(int(seed))
             if run_id is None or not (Path(folder) / ADAPTER_FILE).is_file():
@@ -88,13 +93,18 @@ class ModelLogging:
             if artifact_uri is None:
                 run = self.client.get_run(run_id)
                 artifact_uri, held = run.info.artifact_uri, run.data.tags.get(ADAPTER_TAG)
+                self._run_info[run_id] = (artifact_uri, held)
             if held == digest:
                 continue  # landed before (a replay, a resumed driver)
             repository = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
             for name in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):  # the two files only: nothing else in the folder
                 repository.log_artifact(str(Path(folder) / name), ADAPTER_ARTIFACT)
-            self.client.set_tag(run_id, ADAPTER_TAG, digest)
-            self._run_info[run_id] = (artifact_uri, digest)
+            to_tag[run_id] = digest
+        return to_tag
+
+    def _adapter_tagged(self, run_id: str, digest: str) -> None:
+        artifact_uri, _ = self._run_info.get(run_id) or (None, None)
+        self._run_info[run_id] = (artifact_uri, digest)
 
     def replay_model_write(self, op: str, args: Mapping[str, Any]) -> None:
         """Replay one journaled write of :data:`MODEL_OPS`."""

@@ -27,7 +27,7 @@ import json
 import logging
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from mlflow.entities import Metric, Run, RunTag
 from mlflow.tracking import MlflowClient
@@ -267,16 +267,25 @@ class SweepTracker(ModelLogging, JournalReplay):
             written += 1
         return written
 
-    def end_trial(self, trial_id: str, status: str) -> None:
-        """Mark every seed run of a trial ``completed``/``early_stopped`` (FINISHED) or ``failed`` (FAILED)."""
+    def end_trial(self, trial_id: str, status: str, adapters: Mapping[int, str | Path] | None = None) -> None:
+        """Mark every seed run of a trial ``completed``/``early_stopped`` (FINISHED) or ``failed`` (FAILED),
+        first uploading ``adapters`` (seed -> adapter folder) into the seeds' runs: the status and the
+        adapter digest go in one ``log_batch`` per run (a request fewer per run than two tags)."""
         if status not in TRIAL_END_STATUS:
             raise ValueError(f"status must be one of {sorted(TRIAL_END_STATUS)}, not {status!r}")
-        self._write("end_trial", {"trial_id": trial_id, "status": status},
-                    lambda: self._end_trial_now(trial_id, status))
+        folders = {str(s): str(f) for s, f in (adapters or {}).items()}
+        self._write("end_trial", {"trial_id": trial_id, "status": status, "folders": folders},
+                    lambda: self._end_trial_now(trial_id, status, folders))
 
-    def _end_trial_now(self, trial_id: str, status: str) -> None:
+    def _end_trial_now(self, trial_id: str, status: str, folders: Mapping[str, str] | None = None) -> None:
+        digests = self._upload_adapters(trial_id, folders) if folders else {}
         for run_id in self._trial_runs(trial_id).values():
-            self.client.set_tag(run_id, "ipt.status", status)
+            tags = [RunTag("ipt.status", status)]
+            if run_id in digests:
+                tags.append(RunTag(ADAPTER_TAG, digests[run_id]))
+            self.client.log_batch(run_id, tags=tags)
+            if run_id in digests:
+                self._adapter_tagged(run_id, digests[run_id])
             self.client.set_terminated(run_id, TRIAL_END_STATUS[status])
             self._ended.add(run_id)
 
@@ -370,7 +379,7 @@ class SweepTracker(ModelLogging, JournalReplay):
         elif op == "log_selected":
             self._log_selected_now(a["trial_id"], a["seed"], a["metrics"], a["tags"])
         elif op == "end_trial":
-            self._end_trial_now(a["trial_id"], a["status"])
+            self._end_trial_now(a["trial_id"], a["status"], a.get("folders"))
         elif op == "adopt_orphans":
             self._adopt_orphans_now(a["trial_id"], a["config_id"], a["known"])
         elif op == "log_aggregate":

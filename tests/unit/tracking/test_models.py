@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from adapters import PARAMS, make_seed_adapters, run_sweep_events
 from ipt_ray.results import config_id
+from ipt_ray.tracking import SweepTracker
 from ipt_ray.tracking.models import ADAPTER_TAG, MODEL_KEY_TAG
 from ipt_ray.train.inference import ensemble_probabilities, load_adapters
 
@@ -99,6 +100,33 @@ def test_a_resumed_driver_uploads_and_registers_nothing_twice(uri, adapters_dir)
     assert len(client.search_model_versions("name = 'ipt-rte'")) == 1
     assert {r.info.run_id: r.data.tags[ADAPTER_TAG] for r in runs_of(uri, "trial")} == before
     assert [r.info.run_id for r in runs_of(uri, "aggregate")] == [aggregate.info.run_id]
+
+
+def test_a_trial_ends_with_two_calls_per_run_besides_its_uploads(uri, adapters_dir, monkeypatch):
+    """Status and adapter digest share one log_batch, then set_terminated: no set_tag per run (fewer
+    requests per trial at scale, bench/scale.py)."""
+    calls: list[tuple[str, str]] = []
+    for name in ("log_batch", "set_tag", "set_terminated"):
+        real = getattr(MlflowClient, name)
+
+        def spy(self, run_id, *args, _real=real, _name=name, **kwargs):
+            calls.append((_name, run_id))
+            return _real(self, run_id, *args, **kwargs)
+
+        monkeypatch.setattr(MlflowClient, name, spy)
+    tracker = SweepTracker(uri, EXPERIMENT, "sw-1", "demo")
+    tracker.start_parent("task:\n  name: rte\n", {}, "abc", {})
+    tracker.log_result("t0", config_id(PARAMS), PARAMS, {"epoch": 1, **{f"dev_accuracy/seed_{s}": 0.5 for s in SEEDS}},
+                       SEEDS, "random_ipt")
+    calls.clear()
+    tracker.end_trial("t0", "completed", adapters={s: adapters_dir / "t0" / f"seed_{s}" for s in SEEDS})
+    children = runs_of(uri, "trial")
+    assert sorted(calls) == sorted((name, run.info.run_id) for run in children for name in ("log_batch", "set_terminated"))
+    for run in children:
+        assert run.data.tags["ipt.status"] == "completed" and len(run.data.tags[ADAPTER_TAG]) == 64
+        assert run.info.status == "FINISHED"
+        assert {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "adapter")} == {
+            "adapter/adapter_model.safetensors", "adapter/adapter_config.json"}
 
 
 def test_without_a_registry_name_the_model_is_logged_not_registered(uri, adapters_dir):
