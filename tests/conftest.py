@@ -11,6 +11,9 @@ from tiny_models import make_tiny_backbone
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Ray Train gives a TorchTrainer's workers 60 s to start; on a 2-core CI machine that is also running other
+# trials a worker once took longer and the trial errored. Ray propagates this from the driver's environment.
+os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "300")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
