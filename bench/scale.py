@@ -6,17 +6,20 @@ Each sweep is the real command, ``ipt-ray sweep FILE --set cluster.address=...``
 - a ``ray.cluster_utils.Cluster`` of ``--nodes`` nodes (default 4), each with 1 CPU and one
   ``trial_slot``, started and shut down by this benchmark;
 - a real ``mlflow server`` on 127.0.0.1 (sqlite store, proxied artifacts), stopped by pid at the end;
-- a cheap but real trainable: a tiny random BERT (hidden 32, 2 layers), 16 CB examples, 2 epochs of
-  2 steps for each of 5 seeds, evaluated on 8 dev examples, checkpointed, adapters saved and uploaded.
+- a cheap but real trainable: a tiny random BERT (hidden 32, 2 layers), CB's 250 training examples
+  (``--train-samples``), 2 epochs of 32 steps for each of 5 seeds (a few seconds per trial here),
+  evaluated on 8 dev examples, checkpointed, adapters saved and uploaded.
 
 Reported per sweep size: trials per second, the driver's CPU seconds (total and per trial) and peak
 RSS (plus RSS at each quarter of the run), MLflow requests per trial (the server's access log), wall /
-ideal (ideal = the trials' own time summed / concurrent trials), and whether MLflow is exact (1 parent,
+ideal (ideal = the trials' own time summed / concurrent trials), the slot-seconds per trial beyond
+the trials' own time, and whether MLflow is exact (1 parent,
 trials x 5 children, 1 aggregate, one run per config and seed, each child's epochs exactly 1..2).
 With ``--kill-at F`` the largest sweep's driver is SIGKILLed once a fraction F of its trials have
 ended, then resumed with ``--resume``; MLflow must still be exact, with no epoch logged twice.
 
-Usage: python -m bench.scale [--trials 50 500] [--nodes 4] [--kill-at 0.5] [--out bench/results/scale.md]
+Usage: python -m bench.scale [--trials 50 500] [--nodes 4] [--kill-at 0.5] [--train-samples 250]
+       [--out bench/results/scale.md] [--render]
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from tiny_models import make_tiny_backbone  # noqa: E402
 
 SEEDS = [0, 1, 2, 3, 4]
 EPOCHS = 2
-TRAIN_SAMPLES = 16  # CB training examples per seed and epoch (batch 8): the trial's length
+TRAIN_SAMPLES = 250  # CB training examples per seed and epoch (batch 8; CB has 250): how long a trial trains
 CLI = Path(sys.executable).parent / "ipt-ray"
 SUMMARY_LINE = re.compile(r"sweep \S+: (\d+) configs x \d+ seeds in (\d+)s \(sum of trial times (\d+)s\)")
 ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) /')
@@ -264,16 +267,25 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
 # ---------------------------------------------------------------- report
 
 
+def slot_overhead_s(row: dict[str, Any], slots: int) -> float | None:
+    """Slot-seconds per trial beyond the trials' own time: (wall x slots - own time) / trials."""
+    if row["killed_and_resumed"]:
+        return None
+    return round((row["sweep_wall_s"] * slots - row["trial_time_s"]) / row["trials"], 2)
+
+
 def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
+    samples = rows[0].get("train_samples", 16) if rows else TRAIN_SAMPLES
     lines = [
-        f"`python -m bench.scale`: `ipt-ray sweep` joining a `ray.cluster_utils.Cluster` of {nodes} nodes (1 CPU and "
-        "1 `trial_slot` each, so 4 trials at a time) on this 2-core machine, logging to `mlflow server` on "
-        "127.0.0.1 (sqlite). Each trial: tiny BERT, 5 seeds x 2 epochs x 2 steps, dev scored, checkpointed, "
-        "5 adapters uploaded. Ideal = the trials' own time / 4.", "",
-        "| trials | sweep wall (s) | ideal (s) | wall / ideal | trials/s | driver CPU (s) | driver CPU / trial (ms) "
-        "| driver peak RSS (MB) | RSS at 25/50/75/100% (MB) | MLflow requests / trial | MLflow server CPU (s) "
-        "| MLflow exact |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"`python -m bench.scale --train-samples {samples}`: `ipt-ray sweep` joining a `ray.cluster_utils.Cluster` of "
+        f"{nodes} nodes (1 CPU and 1 `trial_slot` each, so {nodes} trials at a time) on this 2-core machine, logging to "
+        f"`mlflow server` on 127.0.0.1 (sqlite). Each trial: tiny BERT, 5 seeds x {EPOCHS} epochs x "
+        f"{-(-samples // 8)} steps of 8 CB examples, dev scored, checkpointed, 5 adapters uploaded. Ideal = the trials' "
+        f"own time (Tune's `time_total_s`) / {nodes}; overhead = (wall x {nodes} - own time) / trials.", "",
+        "| trials | sweep wall (s) | ideal (s) | wall / ideal | overhead / trial (slot-s) | trials/s | driver CPU (s) "
+        "| driver CPU / trial (ms) | driver peak RSS (MB) | RSS at 25/50/75/100% (MB) | MLflow requests / trial "
+        "| MLflow server CPU (s) | MLflow exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         label = f"{r['trials']} (killed after {r['killed_after_trials']}, resumed)" if r["killed_and_resumed"] else str(r["trials"])
@@ -282,6 +294,7 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
                  f"{runs.get('aggregate', 0)} runs, {r['config_seed_twice']} (config, seed) twice, "
                  f"{r['runs_with_an_epoch_twice']} epochs twice")
         lines.append(f"| {label} | {r['sweep_wall_s']} | {r['ideal_s']} | {r['wall_over_ideal'] or '-'} | "
+                     f"{slot_overhead_s(r, nodes) or '-'} | "
                      f"{r['trials_per_s'] or '-'} | {r['driver_cpu_s']} | {r['driver_cpu_ms_per_trial']} | "
                      f"{r['driver_peak_rss_mb']} | {' / '.join(map(str, r['driver_rss_quarters_mb']))} | "
                      f"{r['mlflow_requests_per_trial']} | {r['mlflow_server_cpu_s']} | {exact} |")
@@ -300,7 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-only", action="store_true", help="only the killed sweep; keep the other rows on file")
     parser.add_argument("--train-samples", type=int, default=TRAIN_SAMPLES,
                         help="CB training examples per seed and epoch (batch 8): sets how long a trial trains")
+    parser.add_argument("--render", action="store_true", help="only rewrite the table from the JSON on file")
     args = parser.parse_args(argv)
+    if args.render:
+        rows = json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]
+        write_results(Path(args.out), render(rows, args.nodes), {"rows": rows})
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="ipt-scale-"))
     backbone = make_tiny_backbone(workdir / "bert")
     rows = []
