@@ -96,6 +96,9 @@ class DatasetConfig(StrictSection):
     label_words: list[str] | None = Field(None, description="verbalizer head: one word per label; default the "
                                                             "label strings")
     template: str | None = Field(None, description='verbalizer head, e.g. "{headline} {body} It is about {mask}."')
+    stands_for: TaskName | None = Field(None, description="the built-in task these files are drawn from (e.g. AG "
+                                        "News' test split read as own data): `report --paper` then puts the "
+                                        "paper's numbers for that task beside ours")
 
     @field_validator("train", "validation", "test")
     @classmethod

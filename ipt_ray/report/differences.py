@@ -2,7 +2,7 @@
 
 Each :class:`Comparison` pairs a cell of a :class:`~ipt_ray.report.table.PaperTable` with the paper's
 printed value (:func:`~ipt_ray.report.published.paper_value` of the cell's config) and lists the
-:class:`Difference` s: backbone, the split our number comes from (always stated: under ``task.protocol
+:class:`Difference` s: backbone, own data drawn from the paper's task, the split our number comes from (always stated: under ``task.protocol
 paper`` the validation set both selects and reports), epochs outside the appendix's range, few-shot K,
 Table 6's prompt length, Table 5's hard prompt text, and MultiRC's metric (the paper does not state it).
 """
@@ -24,7 +24,7 @@ _DEFAULT_EPOCHS = TrainConfig.model_fields["epochs"].default
 class Difference:
     """One way our run differs from (or, for the split, stands beside) the paper's: ``kind``, ours, the paper's."""
 
-    kind: str  # backbone, split, epochs, few-shot K, prompt length, hard prompt, metric
+    kind: str  # backbone, data, split, epochs, few-shot K, prompt length, hard prompt, metric
     ours: str
     paper: str
 
@@ -49,6 +49,9 @@ def _our_split(cell: Cell, epoch: str) -> str:
                     "the K-shot dev")
         return "dev = the K-shot cross-validation folds' held-out parts (no test score)"
     if str(cell.config.get("task.protocol") or "paper") == "heldout":
+        if not cell.test_values:
+            return ("dev = a stratified part of train held out from training, which chose the epoch and "
+                    "configuration (task.protocol heldout; no test split)")
         return ("test column = the validation set, at the epoch and configuration chosen on a dev set "
                 "held out from train (task.protocol heldout)")
     if cell.test_values:
@@ -73,6 +76,9 @@ def differences(cell: Cell, value: PublishedValue, epoch: str = "last") -> tuple
     backbone = str(config.get("backbone.name") or "?")
     if backbone != info.backbone:
         out.append(Difference("backbone", backbone, info.backbone))
+    task = str(config.get("task.name"))
+    if task != value.task:  # own data drawn from the paper's task (task.dataset.stands_for)
+        out.append(Difference("data", f"own files {task!r} drawn from {value.task}", "the task's own splits"))
     out.append(Difference("split", _our_split(cell, epoch), f"(Table {info.number}) {info.split}"))
     epochs = _epochs(config)
     if not info.epochs[0] <= epochs <= info.epochs[1]:

@@ -5,7 +5,8 @@ The IPT paper's numbers are package data: ``published_data/ipt-published.csv`` (
 :class:`PublishedValue`: the paper's table, row label and column, our task, the value, what the table
 measures (:class:`PaperTableInfo`) and the :class:`MethodIdentity` the row label names.
 
-Which paper table a measured config corresponds to (:func:`paper_table_of`), from its config alone:
+Which paper table a measured config corresponds to (:func:`paper_table_of`), from its config alone (its
+task is ``task.name``, or ``task.dataset.stands_for`` for own files drawn from a paper task):
 
 1. ``task.few_shot_k`` set: **Table 3** (few-shot, SuperGLUE).
 2. SST-2, IMDB, AG News: **Table 5** (rows built on Prefix Tuning).
@@ -23,6 +24,7 @@ only in their own section, under their own method names, never in the paper colu
 from __future__ import annotations
 
 import csv
+import json
 import io
 from dataclasses import dataclass
 from functools import cache
@@ -251,10 +253,24 @@ def _index() -> dict[tuple, PublishedValue]:
     return index
 
 
+def paper_task(flat: Mapping[str, Any]) -> str:
+    """The paper's task a (flat) config's numbers stand for: ``task.dataset.stands_for`` when its own data
+    is drawn from a paper task, else ``task.name``."""
+    dataset = flat.get("task.dataset")
+    if isinstance(dataset, str) and dataset[:1] == "{":  # as MLflow and Tune hold a section
+        try:
+            dataset = json.loads(dataset)
+        except ValueError:
+            dataset = None
+    if isinstance(dataset, Mapping) and dataset.get("stands_for"):
+        return str(dataset["stands_for"])
+    return str(flat.get("task.dataset.stands_for") or flat.get("task.name"))
+
+
 def paper_table_of(config: Mapping[str, Any]) -> int | None:
     """The paper table a measured config corresponds to (the rule in the module docstring); None: none."""
     flat = expand_sections(dict(config))
-    task = str(flat.get("task.name"))
+    task = paper_task(flat)
     if flat.get("task.few_shot_k") is not None:
         return 3
     if task in ("sst2", "imdb", "ag_news"):
@@ -274,7 +290,7 @@ def paper_value(config: Mapping[str, Any], metric: str = "accuracy") -> Publishe
     if table is None or identity is None:
         return None
     rate = method.get("seq_util_rate") if table == 6 else None
-    v = _index().get((table, identity, str(flat.get("task.name")), _rate_key(rate)))
+    v = _index().get((table, identity, paper_task(flat), _rate_key(rate)))
     if v is None or (v.metric is not None and v.metric != metric) or metric not in ("accuracy", "f1a", "em"):
         return None
     return v

@@ -137,6 +137,28 @@ def test_which_table_a_config_is_and_what_has_no_paper_value():
     assert paper.paper_value({"method.strategy": "structured", "task.name": "rte"}) is None
 
 
+def test_own_data_drawn_from_a_paper_task_gets_that_tasks_paper_value_and_says_so():
+    """AG News' test split read as own data (``task.dataset.stands_for: ag_news``): Table 5's AG News cells."""
+    from ipt_ray.config import TaskConfig
+    from ipt_ray.results import SweepContext
+
+    base = {"task": {"name": "agnews-test", "protocol": "heldout", "dataset": {
+        "format": "csv", "train": "test.csv", "text_fields": ["title"], "label_field": "label", "stands_for": "ag_news"}}}
+    assert TaskConfig(**base["task"]).dataset.stands_for == "ag_news"
+    with pytest.raises(ValueError, match="(?s)dataset.stands_for.*'cb'.*'ag_news'"):  # names the allowed values
+        TaskConfig(**{**base["task"], "dataset": {**base["task"]["dataset"], "stands_for": "agnews"}})
+    shared = SweepContext("s", "sw", {"task": "agnews-test"}, base).shared_params()
+    assert shared["task.dataset.stands_for"] == "ag_news" and shared["task.name"] == "agnews-test"
+    params = {**shared, "method": json.dumps({"strategy": "random_ipt", "injection": "prefix"}),
+              "backbone.name": "minilm-l6"}
+    assert paper.paper_value(params).where == "Table 5, Random IPT, AGNews"
+    assert paper.paper_value({**params, "task.dataset.stands_for": None}) is None  # no paper task of that name
+    md = paper.to_markdown(paper.build_table(aggregate(fake(params, [0.80, 0.82]), "accuracy")))
+    assert "| 86.2 [a,b,c,d] |" in md
+    assert "[b] data: ours own files 'agnews-test' drawn from ag_news; the paper the task's own splits." in md
+    assert "[c] split: ours dev = a stratified part of train held out from training" in md
+
+
 def test_hard_prompts_are_their_own_row():
     base = {"method.strategy": "random_ipt", "method.injection": "prefix", "task.name": "ag_news"}
     assert paper.paper_value(base).where == "Table 5, Random IPT, AGNews"
