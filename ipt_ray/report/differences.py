@@ -2,9 +2,10 @@
 
 Each :class:`Comparison` pairs a cell of a :class:`~ipt_ray.report.table.PaperTable` with the paper's
 printed value (:func:`~ipt_ray.report.published.paper_value` of the cell's config) and lists the
-:class:`Difference` s: backbone, own data drawn from the paper's task, the split our number comes from (always stated: under ``task.protocol
-paper`` the validation set both selects and reports), epochs outside the appendix's range, few-shot K,
-Table 6's prompt length, Table 5's hard prompt text, and MultiRC's metric (the paper does not state it).
+:class:`Difference` s: backbone, own data drawn from the paper's task, the split our number comes from
+(always stated: under ``task.protocol paper`` the validation set both selects and reports), epochs outside
+the appendix's range, few-shot K, Table 6's prompt length, Table 5's hard prompt text, and MultiRC's metric
+(the paper does not state it).
 """
 
 from __future__ import annotations

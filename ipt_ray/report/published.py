@@ -24,8 +24,8 @@ only in their own section, under their own method names, never in the paper colu
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources

@@ -117,7 +117,7 @@ def _probe(uri: str, timeout_s: int) -> None:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
-def _exception_chain(err: BaseException):
+def _exception_chain(err: BaseException) -> Iterator[BaseException]:
     """``err`` and the exceptions it was raised from (``__cause__``, else ``__context__``), each once."""
     seen: set[int] = set()
     current: BaseException | None = err

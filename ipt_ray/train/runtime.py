@@ -106,7 +106,8 @@ def release_freed_memory() -> None:
     process's resident memory climbs to the high-water mark of every activation shape it has seen. A reused
     Tune actor sees many (prompt lengths, batch tails, eval batches): two CPU trials of the Figure 5 twin
     held 8-9 GB each after 9 trials and Ray's memory monitor killed the sweep. Measured on MiniLM, 7
-    successive trials in one process: 1,618 MB resident without this call, 660 MB after it each time.
+    successive trials in one process: 1,618 MB resident without this call, 660 MB after it each time (measured
+    with a full collection; the young-generation one below was not re-measured on that probe).
     Called after every epoch; a no-op without ``malloc_trim``. Only the young generations are collected
     (~2 ms): a full ``gc.collect()`` walks the ~400k objects torch, transformers and Ray keep (~330 ms here),
     twice per trial of the scale benchmark, and an epoch's activations are freed by reference counting.
