@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from bench._results import slot_overhead_s
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 
@@ -134,11 +136,9 @@ def scale_figures(data: dict[str, Any]) -> list[Figure]:
                               "exact", row["exact"]))
             continue
         target, met = _ratio(row["wall_over_ideal"], 1.15 if n >= 500 else None)
-        slots = row["trial_time_s"] / row["ideal_s"]
-        overhead = (row["sweep_wall_s"] - row["ideal_s"]) * slots / n  # slot-seconds per trial beyond its own time
         out += [Figure("scale", f"{n} trials: sweep wall / ideal", f"{row['wall_over_ideal']:.2f}", target, met),
                 Figure("scale", f"{n} trials: trial's own time, overhead per trial (slot-s)",
-                       f"{row['trial_time_s'] / n:.2f} s, {overhead:.2f} s"),
+                       f"{row['trial_time_s'] / n:.2f} s, {slot_overhead_s(row):.2f} s"),
                 Figure("scale", f"{n} trials: trials/s, driver CPU / trial, MLflow requests / trial",
                        f"{row['trials_per_s']:.2f}, {row['driver_cpu_ms_per_trial']:.0f} ms, "
                        f"{row['mlflow_requests_per_trial']:.1f}"),

@@ -41,7 +41,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from bench._results import write_results
+from bench._results import slot_overhead_s, write_results
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))  # the e2e tests' helpers: one way to start a tiny model and stop servers by pid
@@ -267,13 +267,6 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
 # ---------------------------------------------------------------- report
 
 
-def slot_overhead_s(row: dict[str, Any], slots: int) -> float | None:
-    """Slot-seconds per trial beyond the trials' own time: (wall x slots - own time) / trials."""
-    if row["killed_and_resumed"]:
-        return None
-    return round((row["sweep_wall_s"] * slots - row["trial_time_s"]) / row["trials"], 2)
-
-
 def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
     samples = rows[0].get("train_samples", 16) if rows else TRAIN_SAMPLES
     lines = [
@@ -294,7 +287,7 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
                  f"{runs.get('aggregate', 0)} runs, {r['config_seed_twice']} (config, seed) twice, "
                  f"{r['runs_with_an_epoch_twice']} epochs twice")
         lines.append(f"| {label} | {r['sweep_wall_s']} | {r['ideal_s']} | {r['wall_over_ideal'] or '-'} | "
-                     f"{slot_overhead_s(r, nodes) or '-'} | "
+                     f"{slot_overhead_s(r) or '-'} | "
                      f"{r['trials_per_s'] or '-'} | {r['driver_cpu_s']} | {r['driver_cpu_ms_per_trial']} | "
                      f"{r['driver_peak_rss_mb']} | {' / '.join(map(str, r['driver_rss_quarters_mb']))} | "
                      f"{r['mlflow_requests_per_trial']} | {r['mlflow_server_cpu_s']} | {exact} |")

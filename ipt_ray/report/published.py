@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -254,17 +253,11 @@ def _index() -> dict[tuple, PublishedValue]:
 
 
 def paper_task(flat: Mapping[str, Any]) -> str:
-    """The paper's task a (flat) config's numbers stand for: ``task.dataset.stands_for`` when its own data
-    is drawn from a paper task, else ``task.name``."""
+    """The paper's task a config's numbers stand for (``flat``: after :func:`expand_sections`, which leaves
+    ``task.dataset`` a mapping): ``stands_for`` when its own data is drawn from a paper task, else ``task.name``."""
     dataset = flat.get("task.dataset")
-    if isinstance(dataset, str) and dataset[:1] == "{":  # as MLflow and Tune hold a section
-        try:
-            dataset = json.loads(dataset)
-        except ValueError:
-            dataset = None
-    if isinstance(dataset, Mapping) and dataset.get("stands_for"):
-        return str(dataset["stands_for"])
-    return str(flat.get("task.dataset.stands_for") or flat.get("task.name"))
+    stands_for = dataset.get("stands_for") if isinstance(dataset, Mapping) else flat.get("task.dataset.stands_for")
+    return str(stands_for or flat.get("task.name"))
 
 
 def paper_table_of(config: Mapping[str, Any]) -> int | None:

@@ -52,7 +52,8 @@ class SweepContext:
                 if ((keys is None or k in keys) and name not in _NOT_SHARED and name not in searched
                         and not isinstance(v, (dict, list))):
                     out[name] = v
-        dataset = (self.base.get("task") or {}).get("dataset") if isinstance(self.base.get("task"), dict) else None
+        task = self.base.get("task")
+        dataset = task.get("dataset") if isinstance(task, dict) else None
         if isinstance(dataset, dict) and dataset.get("stands_for"):  # own files drawn from a paper task
             out["task.dataset.stands_for"] = dataset["stands_for"]
         # The parent's params come from the effective config, the stored YAML from the file as written

@@ -88,8 +88,8 @@ def test_a_killed_sweep_on_a_simulated_cluster_resumes_with_mlflow_exact(tmp_pat
     of 16 trials ended, then `--resume`d: 1 parent + 80 children + 1 aggregate, no epoch twice."""
     out = tmp_path / "scale.md"
     result = subprocess.run([sys.executable, "-m", "bench.scale", "--trials", "16", "--kill-at", "0.5",
-                             "--train-samples", "16", "--out", str(out)], cwd=Path(__file__).resolve().parents[3], capture_output=True,
-                            text=True, timeout=1200)
+                             "--train-samples", "16", "--out", str(out)], cwd=Path(__file__).resolve().parents[3],
+                            capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     fresh, resumed = rows
