@@ -20,7 +20,7 @@ import hashlib
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
@@ -68,39 +68,49 @@ class ModelLogging:
     sweep_id: str
     uri: str
     _run_info: dict[str, tuple[str, str | None]]  # run id -> (artifact URI, adapter digest tag)
+    _trial_runs: Callable[[str], dict[int, str]]  # trial id -> seed -> run id
 
     # Adapters go up with their trial's end (``SweepTracker.end_trial``); a ``log_adapters`` record is
     # still replayed for journals written before that.
     def _log_adapters_now(self, trial_id: str, folders: Mapping[str, str]) -> None:
-        for run_id, digest in self._upload_adapters(trial_id, folders).items():
-            self.client.set_tag(run_id, ADAPTER_TAG, digest)
-            self._adapter_tagged(run_id, digest)
-
-    def _upload_adapters(self, trial_id: str, folders: Mapping[str, str]) -> dict[str, str]:
-        """Upload each seed's adapter files into its child run; returns run id -> digest for the runs whose
-        digest tag (:data:`ADAPTER_TAG`, which marks the upload as landed) the caller must now set."""
         runs = self._trial_runs(trial_id)
-        to_tag: dict[str, str] = {}
+        self._warn_unmatched_adapters(trial_id, runs, folders)
+        for seed, run_id in sorted(runs.items()):
+            digest = self._upload_adapter(run_id, folders.get(str(seed)))
+            if digest:
+                self.client.set_tag(run_id, ADAPTER_TAG, digest)
+                self._adapter_tagged(run_id, digest)
+
+    @staticmethod
+    def _warn_unmatched_adapters(trial_id: str, runs: Mapping[int, str], folders: Mapping[str, str]) -> None:
         for seed, folder in folders.items():
-            run_id = runs.get(int(seed))
-            if run_id is None or not (Path(folder) / ADAPTER_FILE).is_file():
-                log.warning("MLflow: no run or no adapter for trial %s seed %s (%s); not uploaded", trial_id, seed, folder)
-                continue
-            digest = adapter_digest(folder)
-            # The run's artifact URI and digest tag as the tracker last read or wrote them: no get_run per
-            # upload (a run found or created by this tracker is always in its cache).
-            artifact_uri, held = self._run_info.get(run_id) or (None, None)
-            if artifact_uri is None:
-                run = self.client.get_run(run_id)
-                artifact_uri, held = run.info.artifact_uri, run.data.tags.get(ADAPTER_TAG)
-                self._run_info[run_id] = (artifact_uri, held)
-            if held == digest:
-                continue  # landed before (a replay, a resumed driver)
-            repository = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
-            for name in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):  # the two files only: nothing else in the folder
-                repository.log_artifact(str(Path(folder) / name), ADAPTER_ARTIFACT)
-            to_tag[run_id] = digest
-        return to_tag
+            if int(seed) not in runs:
+                log.warning("MLflow: trial %s has no run for seed %s; its adapter %s is not uploaded",
+                            trial_id, seed, folder)
+
+    def _upload_adapter(self, run_id: str, folder: str | None) -> str | None:
+        """Upload one seed's adapter files into its child run; returns the digest whose tag
+        (:data:`ADAPTER_TAG`, which marks the upload as landed) the caller must now set, or None when
+        there is nothing to upload or the run already holds it."""
+        if folder is None:
+            return None
+        if not (Path(folder) / ADAPTER_FILE).is_file():
+            log.warning("MLflow: no adapter in %s for run %s; not uploaded", folder, run_id)
+            return None
+        digest = adapter_digest(folder)
+        # The run's artifact URI and digest tag as the tracker last read or wrote them: no get_run per
+        # upload (a run found or created by this tracker is always in its cache).
+        artifact_uri, held = self._run_info.get(run_id) or (None, None)
+        if artifact_uri is None:
+            run = self.client.get_run(run_id)
+            artifact_uri, held = run.info.artifact_uri, run.data.tags.get(ADAPTER_TAG)
+            self._run_info[run_id] = (artifact_uri, held)
+        if held == digest:
+            return None  # landed before (a replay, a resumed driver)
+        repository = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+        for name in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):  # the two files only: nothing else in the folder
+            repository.log_artifact(str(Path(folder) / name), ADAPTER_ARTIFACT)
+        return digest
 
     def _adapter_tagged(self, run_id: str, digest: str) -> None:
         artifact_uri, _ = self._run_info.get(run_id) or (None, None)

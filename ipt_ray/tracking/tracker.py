@@ -7,10 +7,9 @@ epoch is kept in a tag (``ipt.last_epoch``), so a restarted driver reuses its ru
 twice and loses nothing. Workers never talk to MLflow; the driver sends one ``log_batch`` per seed and
 reported epoch (one call per metric over HTTP costs ~2.5x as much).
 
-Outages: with a ``journal`` (:mod:`ipt_ray.tracking.journal`) a lost server never stops the sweep; a write
-that fails with a connection error is journaled, and so is every later one until the server is back.
-Replay (:meth:`SweepTracker.sync`) is idempotent (runs found by tags, epochs at or below ``ipt.last_epoch``
-skipped, the aggregate keyed), so it may be interrupted and run again.
+Outages: with a ``journal`` (:mod:`ipt_ray.tracking.journal`) a lost server never stops the sweep: failed
+and later writes are journaled and replayed idempotently (:meth:`SweepTracker.sync`) when it is back.
+A write's per-seed requests go side by side over HTTP (:mod:`ipt_ray.tracking.fanout`).
 
 Run layout (tags)::
 
@@ -49,6 +48,7 @@ from ipt_ray.tracking.client import (
     server_calls,
     tag_filter,
 )
+from ipt_ray.tracking.fanout import RequestFanout
 from ipt_ray.tracking.journal import RETRY_INTERVAL_S, Journal
 from ipt_ray.tracking.models import ADAPTER_TAG, MODEL_OPS, ModelLogging
 from ipt_ray.tracking.trial_metrics import per_seed_metrics, shared_metrics, slim_result
@@ -62,9 +62,10 @@ TRIAL_END_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "faile
 class SweepTracker(ModelLogging, JournalReplay):
     """The MLflow runs of one sweep, found again by tags so that a resumed sweep reuses them.
 
-    Calls are synchronous, except the trial writes after :meth:`start_background` (journaled, then
-    applied by a writer thread: :mod:`ipt_ray.tracking.writer`). What is kept in memory (run ids, last logged epochs, artifact URIs) is a
-    cache of what the tags say: a fresh tracker (driver restart, unpickled ``Tuner`` state) reads it back.
+    Calls are synchronous, except the trial writes after :meth:`start_background` (journaled, then applied
+    by a writer thread: :mod:`ipt_ray.tracking.writer`). What is kept in memory (run ids, last logged
+    epochs, artifact URIs) caches what the tags say: a fresh tracker (driver restart, unpickled ``Tuner``
+    state) reads it back.
     With ``journal``, writes an unreachable server could not take are kept there and replayed later
     (:meth:`sync`); the server must answer when the tracker is created and in :meth:`start_parent`.
     """
@@ -82,6 +83,7 @@ class SweepTracker(ModelLogging, JournalReplay):
         self._reset_cache()
         self._outage = self._open_journal()
         self._writer: BackgroundWriter | None = None
+        self._fanout = RequestFanout(uri)  # a write's per-seed requests side by side (over HTTP)
 
     # -- pickling: Tune pickles RunConfig callbacks into its experiment state. Cached epochs from pickle
     #    time would be stale after a restore (and could let an epoch be logged twice), so drop them.
@@ -95,6 +97,7 @@ class SweepTracker(ModelLogging, JournalReplay):
         self._reset_cache()
         self._outage = self._open_journal()
         self._writer = None
+        self._fanout = RequestFanout(self.uri)
 
     def _reset_cache(self) -> None:
         self._runs: dict[str, dict[int, str]] = {}  # trial id -> seed -> run id
@@ -247,13 +250,15 @@ class SweepTracker(ModelLogging, JournalReplay):
         epoch = result_epoch(result)
         per_seed, shared = per_seed_metrics(result), shared_metrics(result)
         ts = now_ms()
-        written = 0
-        for seed in list(seeds) or sorted(per_seed):
-            if not per_seed.get(seed):
-                continue  # this seed reported nothing here: do not mark the epoch as logged
+        # A seed that reported nothing here is skipped: its epoch must not be marked as logged.
+        reported = [seed for seed in list(seeds) or sorted(per_seed) if per_seed.get(seed)]
+        if any(seed not in self._trial_runs(trial_id) for seed in reported):
+            self._require_parent()  # once, before the seeds' runs are created side by side
+
+        def log_seed(seed: int) -> int:
             run_id = self._child(trial_id, config_id, params, seed, strategy, run_tags)
             if epoch <= self._last_epoch.get(run_id, 0):
-                continue
+                return 0
             metrics = [Metric(k, v, ts, epoch) for k, v in {**per_seed[seed], **shared}.items()]
             tags = [RunTag("ipt.last_epoch", str(epoch))]
             if run_id in self._ended:  # a retried or resumed trial trains on: its run is running again
@@ -264,8 +269,9 @@ class SweepTracker(ModelLogging, JournalReplay):
             log_batch_with_params(self.client, run_id, metrics, run_params, tags)
             self._needs_params.discard(run_id)
             self._last_epoch[run_id] = epoch
-            written += 1
-        return written
+            return 1
+
+        return sum(self._fanout.each(log_seed, reported))
 
     def end_trial(self, trial_id: str, status: str, adapters: Mapping[int, str | Path] | None = None) -> None:
         """Mark every seed run of a trial ``completed``/``early_stopped`` (FINISHED) or ``failed`` (FAILED),
@@ -278,16 +284,20 @@ class SweepTracker(ModelLogging, JournalReplay):
                     lambda: self._end_trial_now(trial_id, status, folders))
 
     def _end_trial_now(self, trial_id: str, status: str, folders: Mapping[str, str] | None = None) -> None:
-        digests = self._upload_adapters(trial_id, folders) if folders else {}
-        for run_id in self._trial_runs(trial_id).values():
-            tags = [RunTag("ipt.status", status)]
-            if run_id in digests:
-                tags.append(RunTag(ADAPTER_TAG, digests[run_id]))
+        runs, folders = self._trial_runs(trial_id), folders or {}
+        self._warn_unmatched_adapters(trial_id, runs, folders)
+
+        def end_run(seed_run: tuple[int, str]) -> None:
+            seed, run_id = seed_run
+            digest = self._upload_adapter(run_id, folders.get(str(seed)))
+            tags = [RunTag("ipt.status", status)] + ([RunTag(ADAPTER_TAG, digest)] if digest else [])
             self.client.log_batch(run_id, tags=tags)
-            if run_id in digests:
-                self._adapter_tagged(run_id, digests[run_id])
+            if digest:
+                self._adapter_tagged(run_id, digest)
             self.client.set_terminated(run_id, TRIAL_END_STATUS[status])
             self._ended.add(run_id)
+
+        self._fanout.each(end_run, sorted(runs.items()))
 
     def log_selected(self, trial_id: str, seed: int, metrics: dict[str, float], tags: dict[str, str]) -> None:
         """Values of a finished run read at its dev-selected epoch (``selected/<name>``, step 0) and tags

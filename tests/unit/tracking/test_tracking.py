@@ -26,6 +26,7 @@ from ipt_ray.tracking import (
     results_from_mlflow,
 )
 from ipt_ray.tracking.callback import MlflowTrackingCallback
+from ipt_ray.tracking.fanout import RequestFanout
 from ipt_ray.tracking.journal import read_journal
 
 SEEDS = [0, 1, 2]
@@ -567,6 +568,26 @@ def test_a_half_landed_write_is_completed_not_duplicated(uri, tmp_path):
     log_trials(tracker, trials=(0,), epochs=(2, 3))
     tracker.end_trial("t0", "completed")
     assert_exact_sweep(uri, trials=(0,))
+
+
+def test_seed_requests_side_by_side_land_exactly_and_a_half_landed_write_completes(uri, tmp_path):
+    """Over HTTP a write's per-seed requests go side by side: one seed's failure leaves the others landed,
+    the record journaled, and its replay skips what landed."""
+    tracker, flaky = journaled_tracker(uri, tmp_path)
+    tracker._fanout = RequestFanout("http://127.0.0.1", max_parallel=len(SEEDS))  # as a server URI gets it
+    flaky.fail_next["log_batch"] = 1
+    p = trial_params(0)
+    assert tracker.log_result("t0", config_id(p), p, make_result(0, 1), SEEDS, "random_ipt") == 0
+    assert tracker.pending() == 1 and len(runs_of(uri, "trial")) == len(SEEDS)  # each seed's run made once
+    landed = [r for r in runs_of(uri, "trial") if r.data.tags.get("ipt.last_epoch") == "1"]
+    assert 0 < len(landed) < len(SEEDS)  # one after the other, the first seed's failure would stop them all
+    assert tracker.sync() == 1
+    log_trials(tracker, trials=(1,), epochs=(1,))
+    log_trials(tracker, epochs=(2, 3))
+    tracker.end_trial("t0", "completed")
+    tracker.end_trial("t1", "completed")
+    assert_exact_sweep(uri)
+    tracker._fanout.close()
 
 
 def test_other_mlflow_errors_still_raise(uri, tmp_path):
