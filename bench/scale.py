@@ -5,7 +5,8 @@ Each sweep is the real command, ``ipt-ray sweep FILE --set cluster.address=...``
 
 - a ``ray.cluster_utils.Cluster`` of ``--nodes`` nodes (default 4), each with 1 CPU and one
   ``trial_slot``, started and shut down by this benchmark;
-- a real ``mlflow server`` on 127.0.0.1 (sqlite store, proxied artifacts), stopped by pid at the end;
+- a real ``mlflow server`` on 127.0.0.1 (sqlite store, proxied artifacts) with ``--server-workers``
+  worker processes (default 4, MLflow's own default), stopped by pid at the end;
 - a cheap but real trainable: a tiny random BERT (hidden 32, 2 layers), CB's 250 training examples
   (``--train-samples``), 2 epochs of 32 steps for each of 5 seeds (a few seconds per trial here),
   evaluated on 8 dev examples, checkpointed, adapters saved and uploaded.
@@ -18,7 +19,7 @@ trials x 5 children, 1 aggregate, one run per config and seed, each child's epoc
 With ``--kill-at F`` the largest sweep's driver is SIGKILLed once a fraction F of its trials have
 ended, then resumed with ``--resume``; MLflow must still be exact, with no epoch logged twice.
 
-Usage: python -m bench.scale [--trials 50 500] [--nodes 4] [--kill-at 0.5] [--train-samples 250]
+Usage: python -m bench.scale [--trials 50 500] [--nodes 4] [--kill-at 0.5] [--train-samples 250] [--server-workers 4]
        [--out bench/results/scale.md] [--render]
 """
 
@@ -50,6 +51,7 @@ from tiny_models import make_tiny_backbone  # noqa: E402
 
 SEEDS = [0, 1, 2, 3, 4]
 EPOCHS = 2
+SERVER_WORKERS = 4  # mlflow server's own default: what a tracking server runs unless told otherwise
 TRAIN_SAMPLES = 250  # CB training examples per seed and epoch (batch 8; CB has 250): how long a trial trains
 CLI = Path(sys.executable).parent / "ipt-ray"
 SUMMARY_LINE = re.compile(r"sweep \S+: (\d+) configs x \d+ seeds in (\d+)s \(sum of trial times (\d+)s\)")
@@ -224,7 +226,7 @@ def access_lines(log: Path) -> int:
 
 
 def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Path, kill_at: float | None,
-             concurrency: int, train_samples: int = TRAIN_SAMPLES) -> dict[str, Any]:
+             concurrency: int, train_samples: int = TRAIN_SAMPLES, server_workers: int = 1) -> dict[str, Any]:
     tag = f"{trials}" + ("-killed" if kill_at else "")
     path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag, train_samples)
     db = server.root / "mlflow.db"
@@ -250,6 +252,7 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
     cpu = sum(leg["cpu_s"] for leg in legs)
     return {
         "trials": trials, "configs": configs, "killed_and_resumed": bool(kill_at), "train_samples": train_samples,
+        "server_workers": server_workers,
         "killed_after_trials": legs[0].get("killed_after_trials") if kill_at else None,
         "sweep_wall_s": sweep_wall, "process_wall_s": round(sum(leg["process_wall_s"] for leg in legs), 1),
         "trial_time_s": trial_time, "ideal_s": round(ideal, 1),
@@ -269,10 +272,11 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
 
 def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
     samples = rows[0].get("train_samples", 16) if rows else TRAIN_SAMPLES
+    workers = rows[0].get("server_workers", 1) if rows else SERVER_WORKERS
     lines = [
         f"`python -m bench.scale --train-samples {samples}`: `ipt-ray sweep` joining a `ray.cluster_utils.Cluster` of "
         f"{nodes} nodes (1 CPU and 1 `trial_slot` each, so {nodes} trials at a time) on this 2-core machine, logging to "
-        f"`mlflow server` on 127.0.0.1 (sqlite). Each trial: tiny BERT, 5 seeds x {EPOCHS} epochs x "
+        f"`mlflow server --workers {workers}` on 127.0.0.1 (sqlite). Each trial: tiny BERT, 5 seeds x {EPOCHS} epochs x "
         f"{-(-samples // 8)} steps of 8 CB examples, dev scored, checkpointed, 5 adapters uploaded. Ideal = the trials' "
         f"own time (Tune's `time_total_s`) / {nodes}; overhead = (wall x {nodes} - own time) / trials.", "",
         "| trials | sweep wall (s) | ideal (s) | wall / ideal | overhead / trial (slot-s) | trials/s | driver CPU (s) "
@@ -301,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[50, 500])
     parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--server-workers", type=int, default=SERVER_WORKERS,
+                        help="mlflow server worker processes (--workers)")
     parser.add_argument("--kill-at", type=float, default=0.5, help="kill and resume the largest sweep (0: don't)")
     parser.add_argument("--out", default="bench/results/scale.md")
     parser.add_argument("--kill-only", action="store_true", help="only the killed sweep; keep the other rows on file")
@@ -318,13 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.kill_only and Path(args.out).with_suffix(".json").is_file():
         rows = [r for r in json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]
                 if not r["killed_and_resumed"]]
-    with mlflow_server(workdir / "mlflow") as server, simulated_cluster(args.nodes) as cluster:
+    with mlflow_server(workdir / "mlflow", workers=args.server_workers) as server, \
+            simulated_cluster(args.nodes) as cluster:
         for trials in [] if args.kill_only else args.trials:
-            rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes, args.train_samples))
+            rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes, args.train_samples,
+                                 args.server_workers))
             print(json.dumps(rows[-1]), flush=True)
         if args.kill_at:
             rows.append(run_size(max(args.trials), server, cluster, backbone, workdir, args.kill_at, args.nodes,
-                                 args.train_samples))
+                                 args.train_samples, args.server_workers))
             print(json.dumps(rows[-1]), flush=True)
     write_results(Path(args.out), render(rows, args.nodes), {"rows": rows})
     return 0 if all(r["exact"] for r in rows) else 1

@@ -158,8 +158,9 @@ class MlflowServer:
 
 @contextmanager
 def mlflow_server(root: Path | None = None, backend_store_uri: str | None = None,
-                  timeout_s: float = 180.0) -> Iterator[MlflowServer]:
-    """``mlflow server`` on 127.0.0.1:<free port>, a sqlite store and proxied artifacts under ``root``.
+                  timeout_s: float = 180.0, workers: int = 1) -> Iterator[MlflowServer]:
+    """``mlflow server`` on 127.0.0.1:<free port>, a sqlite store and proxied artifacts under ``root``,
+    with ``workers`` uvicorn worker processes (1 in tests: the least memory; MLflow's default is 4).
 
     ``backend_store_uri`` serves an existing store instead (e.g. a finished sweep's ``sqlite:///...``).
     """
@@ -169,7 +170,7 @@ def mlflow_server(root: Path | None = None, backend_store_uri: str | None = None
     (port,) = free_ports(1)
     store = backend_store_uri or f"sqlite:///{root / 'mlflow.db'}"
     log = root / "mlflow-server.log"
-    cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
            "--backend-store-uri", store, "--artifacts-destination", str(root / "artifacts")]
     marker = str(root)
     with open(log, "wb") as out:
