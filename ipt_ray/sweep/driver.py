@@ -29,6 +29,7 @@ from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent
 from ipt_ray.sweep.search import make_scheduler, make_searcher, optuna_states
 from ipt_ray.sweep.space import param_space
 from ipt_ray.sweep.trial import ipt_trial
+from ipt_ray.sweep.trial_state import TrimEndedTrials
 from ipt_ray.tracking import JOURNAL_FILE, SWEEP_FILE, SweepTracker, check_reachable, resolve_tracking_uri
 from ipt_ray.tracking.callback import MlflowTrackingCallback
 
@@ -75,7 +76,8 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
         return run_fewshot_sweep(cfg, config_path, resume, config_text, out, callbacks)
     plan = plan_sweep(cfg, config_path, resume)
     tracker = start_tracker(plan, config_text)
-    tune_callbacks = [tracking_callback(plan, tracker), *(callbacks or [])]
+    # last: the others see an ended trial whole before Tune's statistics of it are trimmed
+    tune_callbacks = [tracking_callback(plan, tracker), *(callbacks or []), TrimEndedTrials([plan.target])]
     handle = connect_ray(cfg)
     started = time.perf_counter()
     tracker.start_background()  # trial writes leave Tune's loop (ipt_ray.tracking.writer)

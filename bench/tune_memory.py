@@ -1,0 +1,126 @@
+"""The Tune driver's memory per ended trial, with and without :class:`~ipt_ray.sweep.trial_state.TrimEndedTrials`.
+
+A real ``tune.Tuner`` on a fresh local Ray (``address="local"``: never a cluster already running here)
+runs ``--trials`` function trials, 4 at a time, each reporting 2 epochs of a result shaped like this
+project's (5 seeds x dev_accuracy, dev_loss, train_loss, lr_head, lr_prompt, their means and stds: 57
+keys) and nothing else, so the trials themselves cost nothing. A callback reads the driver's resident
+memory (``VmRSS``) each time a trial ends; the slope of RSS over the second half of the ended trials
+(least squares, after the warm-up) is the memory each further trial costs. Each variant runs in its own
+process, so neither inherits the other's heap.
+
+Usage: python -m bench.tune_memory [--trials 400] [--out bench/results/tune_memory.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench._results import write_results
+
+SEEDS = range(5)
+PER_SEED = ("dev_accuracy", "dev_loss", "train_loss", "lr_head", "lr_prompt")
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def trainable(config: dict[str, Any]) -> None:
+    from ray import tune
+
+    for epoch in (1, 2):
+        result: dict[str, float] = {"epoch": epoch, "epoch_time_s": 0.01, "trainable_params": 1000.0,
+                                    "trainable_pct": 0.1, "resumed_from_epoch": 0.0, "world_size": 1.0}
+        for name in PER_SEED:
+            values = [config["x"] + 0.01 * seed + 0.001 * epoch for seed in SEEDS]
+            result.update({f"{name}/seed_{seed}": v for seed, v in zip(SEEDS, values)})
+            result[f"{name}_mean"] = sum(values) / len(values)
+            result[f"{name}_std"] = 0.01
+        tune.report(result)
+
+
+def run_variant(trials: int, trim: bool) -> dict[str, Any]:
+    """One Tuner run in this process; RSS after each ended trial."""
+    import ray
+    from ray import tune
+
+    from ipt_ray.sweep.trial_state import TrimEndedTrials
+
+    class RssAtTrialEnd(tune.Callback):
+        def __init__(self) -> None:
+            self.samples: list[float] = []
+
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            gc.collect()
+            self.samples.append(rss_mb())
+
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+    rss = RssAtTrialEnd()
+    callbacks: list[Any] = [rss] + ([TrimEndedTrials(["dev_accuracy_mean"])] if trim else [])
+    try:
+        with tempfile.TemporaryDirectory(prefix="tune-memory-") as storage:
+            tuner = tune.Tuner(
+                tune.with_resources(trainable, {"cpu": 1}),
+                param_space={"x": tune.uniform(0.0, 1.0)},
+                tune_config=tune.TuneConfig(metric="dev_accuracy_mean", mode="max", num_samples=trials,
+                                            max_concurrent_trials=4, reuse_actors=True),
+                run_config=tune.RunConfig(storage_path=storage, name="tune-memory", callbacks=callbacks, verbose=0))
+            grid = tuner.fit()
+            best = grid.get_best_result().metrics["dev_accuracy_mean"]  # Tune's lookup still works when trimmed
+    finally:
+        ray.shutdown()
+    return {"trim": trim, "trials": trials, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
+            "slope_kib_per_trial": round(1024 * slope(rss.samples[len(rss.samples) // 2:]), 1)}
+
+
+def slope(values: list[float]) -> float:
+    """Least-squares slope of ``values`` against their index."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    num = sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
+    return num / sum((i - mean_x) ** 2 for i in range(n))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=400)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "tune_memory.md"))
+    parser.add_argument("--variant", choices=["plain", "trim"], help=argparse.SUPPRESS)  # one child process
+    args = parser.parse_args(argv)
+    if args.variant:
+        print(json.dumps(run_variant(args.trials, args.variant == "trim")))
+        return 0
+    rows = []
+    for variant in ("plain", "trim"):
+        done = subprocess.run([sys.executable, "-m", "bench.tune_memory", "--trials", str(args.trials),
+                               "--variant", variant], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parents[1])
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    lines = [
+        f"`python -m bench.tune_memory --trials {args.trials}`: a `tune.Tuner` on a fresh local Ray, {args.trials} "
+        "function trials (4 at a time), each reporting 2 epochs of a 57-key result shaped like this project's, "
+        "nothing else. Driver RSS after gc at each trial's end; the slope over the second half of the trials.", "",
+        "| Tune callbacks | driver RSS at 1st / 50% / last ended trial (MB) | RSS per further trial (KiB) | "
+        "best dev_accuracy_mean from Tune |", "|---|---|---|---|"]
+    for row in rows:
+        samples = row["rss_mb"]
+        lines.append(f"| {'TrimEndedTrials' if row['trim'] else 'none'} | {samples[0]} / {samples[len(samples) // 2]} / "
+                     f"{samples[-1]} | {row['slope_kib_per_trial']} | {row['best']:.4f} |")
+    write_results(args.out, lines, {"rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

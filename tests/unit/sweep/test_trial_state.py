@@ -1,0 +1,42 @@
+"""TrimEndedTrials: an ended trial keeps Tune's running statistics of the sweep metric only."""
+
+from __future__ import annotations
+
+import json
+
+from ray.tune.experiment import Trial
+
+from ipt_ray.sweep.trial_state import TrimEndedTrials
+
+
+def result(epoch: int) -> dict[str, float]:
+    out = {"training_iteration": epoch, "epoch": epoch, "dev_accuracy_mean": 0.5 + 0.1 * epoch}
+    out.update({f"dev_loss/seed_{s}": 1.0 - 0.1 * epoch for s in range(5)})
+    return out
+
+
+def ended_trial() -> Trial:
+    trial = Trial("ipt_trial", config={"x": 1}, stub=True)
+    for epoch in (1, 2):
+        trial.update_last_result(result(epoch))
+    return trial
+
+
+def test_an_ended_trial_keeps_the_sweep_metric_and_its_last_result():
+    trial = ended_trial()
+    assert "dev_loss/seed_0" in trial.metric_analysis
+    size_before = len(trial.run_metadata.get_json_state())
+    TrimEndedTrials(["dev_accuracy_mean"]).on_trial_complete(0, [trial], trial)
+    assert set(trial.metric_analysis) == set(trial.metric_n_steps) == {"dev_accuracy_mean"}
+    assert trial.metric_analysis["dev_accuracy_mean"]["max"] == trial.metric_analysis["dev_accuracy_mean"]["last"] == 0.7
+    assert trial.last_result["dev_loss/seed_0"] == 0.8  # what the reports and the MLflow callback read
+    state = trial.run_metadata.get_json_state()  # the experiment snapshot: rebuilt, smaller
+    assert len(state) < size_before and "dev_loss/seed_0\": {" not in state
+    assert json.loads(state)["metric_analysis"] == {"dev_accuracy_mean": trial.metric_analysis["dev_accuracy_mean"]}
+
+
+def test_a_failed_trial_is_trimmed_too_and_anything_without_tune_state_is_left_alone():
+    trial = ended_trial()
+    TrimEndedTrials(["dev_accuracy_mean"]).on_trial_error(0, [trial], trial)
+    assert set(trial.metric_analysis) == {"dev_accuracy_mean"}
+    TrimEndedTrials(["dev_accuracy_mean"]).trim(object())  # no run_metadata: nothing to do, no error
