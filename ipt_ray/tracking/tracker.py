@@ -63,9 +63,8 @@ class SweepTracker(ModelLogging, JournalReplay):
     """The MLflow runs of one sweep, found again by tags so that a resumed sweep reuses them.
 
     Calls are synchronous, except the trial writes after :meth:`start_background` (journaled, then applied
-    by a writer thread: :mod:`ipt_ray.tracking.writer`). What is kept in memory (run ids, last logged
-    epochs, artifact URIs) caches what the tags say: a fresh tracker (driver restart, unpickled ``Tuner``
-    state) reads it back.
+    by a writer thread: :mod:`ipt_ray.tracking.writer`). What is kept in memory (run ids, last epochs,
+    artifact URIs) caches the tags: a fresh tracker (driver restart, unpickled ``Tuner``) reads them back.
     With ``journal``, writes an unreachable server could not take are kept there and replayed later
     (:meth:`sync`); the server must answer when the tracker is created and in :meth:`start_parent`.
     """
@@ -107,10 +106,9 @@ class SweepTracker(ModelLogging, JournalReplay):
         self._run_info: dict[str, tuple[str, str | None]] = {}  # run id -> (artifact URI, adapter digest tag)
 
     def _open_journal(self) -> Journal | None:
-        if self.journal is None:
-            return None
-        return Journal(self.journal, self.sync, uri=self.uri, sweep_id=self.sweep_id, sweep_name=self.sweep_name,
-                       experiment=self.experiment, retry_interval_s=self.retry_interval_s)
+        return None if self.journal is None else Journal(
+            self.journal, self.sync, uri=self.uri, sweep_id=self.sweep_id, sweep_name=self.sweep_name,
+            experiment=self.experiment, retry_interval_s=self.retry_interval_s)
 
     def _search(self, tags: dict[str, str], order_by: list[str] | None = None) -> list[Run]:
         """Runs of this experiment with all ``tags``, oldest first unless ``order_by`` says otherwise."""
@@ -306,8 +304,7 @@ class SweepTracker(ModelLogging, JournalReplay):
         self._write("log_selected", payload, lambda: self._log_selected_now(trial_id, int(seed), metrics, tags))
 
     def _log_selected_now(self, trial_id: str, seed: int, metrics: dict[str, float], tags: dict[str, str]) -> None:
-        run_id = self._trial_runs(trial_id).get(seed)
-        if run_id is not None:
+        if (run_id := self._trial_runs(trial_id).get(seed)) is not None:
             ts = now_ms()
             self.client.log_batch(run_id, metrics=[Metric(f"selected/{k}", float(v), ts, 0) for k, v in metrics.items()],
                                   tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -345,8 +342,7 @@ class SweepTracker(ModelLogging, JournalReplay):
         self._write("tag_parent", {"tags": tags}, lambda: self._tag_parent_now(tags))
 
     def _tag_parent_now(self, tags: dict[str, str]) -> None:
-        parent = self._parent_or_none()
-        if parent is not None:
+        if (parent := self._parent_or_none()) is not None:
             self.client.log_batch(parent, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def finish(self, status: str = "FINISHED") -> None:
@@ -354,8 +350,7 @@ class SweepTracker(ModelLogging, JournalReplay):
         self._write("finish", {"status": status}, lambda: self._finish_now(status))
 
     def _finish_now(self, status: str) -> None:
-        parent = self._parent_or_none()
-        if parent is not None:
+        if (parent := self._parent_or_none()) is not None:
             self.client.set_terminated(parent, status)
 
     # -- outages: the journal
