@@ -226,7 +226,7 @@ def access_lines(log: Path) -> int:
 
 
 def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Path, kill_at: float | None,
-             concurrency: int, train_samples: int = TRAIN_SAMPLES, server_workers: int = 1) -> dict[str, Any]:
+             concurrency: int, train_samples: int = TRAIN_SAMPLES) -> dict[str, Any]:
     tag = f"{trials}" + ("-killed" if kill_at else "")
     path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag, train_samples)
     db = server.root / "mlflow.db"
@@ -252,7 +252,7 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
     cpu = sum(leg["cpu_s"] for leg in legs)
     return {
         "trials": trials, "configs": configs, "killed_and_resumed": bool(kill_at), "train_samples": train_samples,
-        "server_workers": server_workers,
+        "server_workers": server.workers,
         "killed_after_trials": legs[0].get("killed_after_trials") if kill_at else None,
         "sweep_wall_s": sweep_wall, "process_wall_s": round(sum(leg["process_wall_s"] for leg in legs), 1),
         "trial_time_s": trial_time, "ideal_s": round(ideal, 1),
@@ -327,12 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     with mlflow_server(workdir / "mlflow", workers=args.server_workers) as server, \
             simulated_cluster(args.nodes) as cluster:
         for trials in [] if args.kill_only else args.trials:
-            rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes, args.train_samples,
-                                 args.server_workers))
+            rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes, args.train_samples))
             print(json.dumps(rows[-1]), flush=True)
         if args.kill_at:
             rows.append(run_size(max(args.trials), server, cluster, backbone, workdir, args.kill_at, args.nodes,
-                                 args.train_samples, args.server_workers))
+                                 args.train_samples))
             print(json.dumps(rows[-1]), flush=True)
     write_results(Path(args.out), render(rows, args.nodes), {"rows": rows})
     return 0 if all(r["exact"] for r in rows) else 1

@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench._results import write_results
 
 SEEDS = range(5)
@@ -85,12 +87,7 @@ def run_variant(trials: int, trim: bool) -> dict[str, Any]:
 
 def slope(values: list[float]) -> float:
     """Least-squares slope of ``values`` against their index."""
-    n = len(values)
-    if n < 2:
-        return float("nan")
-    mean_x, mean_y = (n - 1) / 2, sum(values) / n
-    num = sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
-    return num / sum((i - mean_x) ** 2 for i in range(n))
+    return float(np.polyfit(np.arange(len(values)), values, 1)[0]) if len(values) >= 2 else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -154,6 +154,7 @@ class MlflowServer:
     backend_store_uri: str
     root: Path
     log: Path
+    workers: int = 1  # uvicorn worker processes (`mlflow server --workers`)
 
 
 @contextmanager
@@ -179,7 +180,7 @@ def mlflow_server(root: Path | None = None, backend_store_uri: str | None = None
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", timeout_s, proc, log)
-        yield MlflowServer(f"http://127.0.0.1:{port}", port, store, root, log)
+        yield MlflowServer(f"http://127.0.0.1:{port}", port, store, root, log, workers)
     finally:
         left = stop_processes(marker, pgid=proc.pid)
         proc.wait(timeout=10)
