@@ -7,10 +7,18 @@ from pathlib import Path
 from typing import Any
 
 
+# Below this line a results file holds what a person wrote about the numbers: a rewrite keeps it.
+READING_MARKER = "<!-- reading: written by hand, kept when the benchmark rewrites the table above -->"
+
+
 def write_results(out: str | Path, lines: list[str], data: Any) -> Path:
+    """``lines`` as ``out`` (Markdown) and ``data`` beside it (JSON); a hand-written reading already in ``out``
+    (from :data:`READING_MARKER` on) stays at its end."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    previous = out.read_text() if out.is_file() else ""
+    reading = previous[previous.index(READING_MARKER):] if READING_MARKER in previous else ""
+    out.write_text("\n".join(lines) + "\n" + ("\n" + reading if reading else ""))
     out.with_suffix(".json").write_text(json.dumps(data, indent=2))
     print("\n".join(lines))
     return out

@@ -12,7 +12,8 @@ Each sweep is the real command, ``ipt-ray sweep FILE --set cluster.address=...``
   evaluated on 8 dev examples, checkpointed, adapters saved and uploaded.
 
 Reported per sweep size: trials per second, the driver's CPU seconds (total and per trial) and peak
-RSS (plus RSS at each quarter of the run), MLflow requests per trial (the server's access log), wall /
+RSS (plus RSS at each quarter of the run, the RSS each further ended trial adds, and what the end of
+the run adds once the last trial has ended), MLflow requests per trial (the server's access log), wall /
 ideal (ideal = the trials' own time summed / concurrent trials), the slot-seconds per trial beyond
 the trials' own time, and whether MLflow is exact (1 parent,
 trials x 5 children, 1 aggregate, one run per config and seed, each child's epochs exactly 1..2).
@@ -40,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import yaml
 
 from bench._results import slot_overhead_s, write_results
@@ -55,6 +57,7 @@ SERVER_WORKERS = 4  # mlflow server's own default: what a tracking server runs u
 TRAIN_SAMPLES = 250  # CB training examples per seed and epoch (batch 8; CB has 250): how long a trial trains
 CLI = Path(sys.executable).parent / "ipt-ray"
 SUMMARY_LINE = re.compile(r"sweep \S+: (\d+) configs x \d+ seeds in (\d+)s \(sum of trial times (\d+)s\)")
+TRIAL_ENDED = b" completed after "  # Tune's console line for an ended trial ("Trial X completed after N iterations")
 ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) /')
 
 
@@ -112,7 +115,8 @@ def rss_mb(pid: int) -> float | None:
 
 
 class Driver:
-    """``ipt-ray sweep`` in its own process group; RSS sampled twice a second, CPU from ``wait4``."""
+    """``ipt-ray sweep`` in its own process group; RSS sampled twice a second with the count of trials Tune has
+    ended by then (its console, read as it grows), CPU from ``wait4``."""
 
     def __init__(self, args: list[str], log: Path) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -126,15 +130,23 @@ class Driver:
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
-        self.samples: list[tuple[float, float]] = []
+        self.samples: list[tuple[float, float, int]] = []  # (seconds since start, RSS MB, trials ended)
         self.done = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
+        ended, offset, carry = 0, 0, b""
         while not self.done.wait(0.5):
+            with open(self.log, "rb") as console:  # only what was written since the last read
+                console.seek(offset)
+                new = console.read()
+            offset += len(new)
+            # a marker split across two reads is counted once: keep the bytes that could start one
+            ended += (carry + new).count(TRIAL_ENDED)
+            carry = (carry + new)[-(len(TRIAL_ENDED) - 1):]
             value = rss_mb(self.proc.pid)
             if value is not None:
-                self.samples.append((time.perf_counter() - self.started, value))
+                self.samples.append((time.perf_counter() - self.started, value, ended))
 
     def kill(self) -> None:
         try:
@@ -149,16 +161,36 @@ class Driver:
         wall = time.perf_counter() - self.started
         return {"returncode": self.proc.returncode, "process_wall_s": wall,
                 "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
-                "rss_quarters_mb": quarters(self.samples, wall)}
+                "rss_quarters_mb": quarters(self.samples, wall), **growth_per_trial(self.samples)}
 
 
-def quarters(samples: list[tuple[float, float]], wall: float) -> list[float]:
+def quarters(samples: list[tuple[float, float, int]], wall: float) -> list[float]:
     """RSS at 25, 50, 75 and 100% of the run (the last sample at or before each point)."""
     out = []
     for q in (0.25, 0.5, 0.75, 1.0):
-        before = [rss for t, rss in samples if t <= q * wall]
+        before = [rss for t, rss, _ in samples if t <= q * wall]
         out.append(round(before[-1], 1) if before else float("nan"))
     return out
+
+
+def growth_per_trial(samples: list[tuple[float, float, int]]) -> dict[str, float | None]:
+    """The driver's RSS against the trials ended, apart from the end of the run.
+
+    ``rss_kib_per_trial``: the least-squares slope of RSS (the last sample at each count of ended trials) over
+    the second half of the trials, after the warm-up, up to the last trial. ``rss_end_of_run_mb``: the last sample of the run less the
+    last one taken before the last trial ended (Tune's ``ResultGrid``, the sweep's aggregate and report).
+    """
+    last_at: dict[int, float] = {}
+    for _, rss, ended in samples:
+        last_at[ended] = rss
+    counts = sorted(n for n in last_at if n > 0)
+    if len(counts) < 10:
+        return {"rss_kib_per_trial": None, "rss_end_of_run_mb": None}
+    half = [n for n in counts if counts[-1] / 2 <= n < counts[-1]]  # the last count's samples hold the end of run
+    slope = float(np.polyfit(half, [last_at[n] for n in half], 1)[0]) if len(half) >= 2 else float("nan")
+    before_last = [rss for _, rss, ended in samples if ended < counts[-1]]
+    end_of_run = samples[-1][1] - before_last[-1] if before_last else float("nan")
+    return {"rss_kib_per_trial": round(1024 * slope, 1), "rss_end_of_run_mb": round(end_of_run, 1)}
 
 
 # ---------------------------------------------------------------- MLflow, read from the server's store
@@ -173,7 +205,7 @@ def store_query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
 def tune_ended_trials(log: Path) -> int:
     """Trials Tune has ended so far, from the driver's console ("Trial X completed after ...")."""
     try:
-        return log.read_text(errors="replace").count(" completed after ")
+        return log.read_bytes().count(TRIAL_ENDED)
     except OSError:
         return 0
 
@@ -261,6 +293,8 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
         "driver_cpu_s": round(cpu, 1), "driver_cpu_ms_per_trial": round(1000 * cpu / trials, 1),
         "driver_peak_rss_mb": round(max(leg["peak_rss_mb"] for leg in legs), 1),
         "driver_rss_quarters_mb": legs[-1]["rss_quarters_mb"],
+        "driver_rss_kib_per_trial": legs[-1]["rss_kib_per_trial"],  # the resumed leg's, if killed
+        "driver_rss_end_of_run_mb": legs[-1]["rss_end_of_run_mb"],
         "mlflow_requests": requests, "mlflow_requests_per_trial": round(requests / trials, 1),
         "mlflow_server_cpu_s": round(server_cpu, 1),
         **exactness(db, f"scale-{tag}", trials),
@@ -280,9 +314,9 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
         f"{-(-samples // 8)} steps of 8 CB examples, dev scored, checkpointed, 5 adapters uploaded. Ideal = the trials' "
         f"own time (Tune's `time_total_s`) / {nodes}; overhead = (wall x {nodes} - own time) / trials.", "",
         "| trials | sweep wall (s) | ideal (s) | wall / ideal | overhead / trial (slot-s) | trials/s | driver CPU (s) "
-        "| driver CPU / trial (ms) | driver peak RSS (MB) | RSS at 25/50/75/100% (MB) | MLflow requests / trial "
-        "| MLflow server CPU (s) | MLflow exact |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| driver CPU / trial (ms) | driver peak RSS (MB) | RSS at 25/50/75/100% (MB) | RSS / further trial (KiB) "
+        "| RSS added after the last trial (MB) | MLflow requests / trial | MLflow server CPU (s) | MLflow exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         label = f"{r['trials']} (killed after {r['killed_after_trials']}, resumed)" if r["killed_and_resumed"] else str(r["trials"])
@@ -294,11 +328,17 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
                      f"{slot_overhead_s(r) or '-'} | "
                      f"{r['trials_per_s'] or '-'} | {r['driver_cpu_s']} | {r['driver_cpu_ms_per_trial']} | "
                      f"{r['driver_peak_rss_mb']} | {' / '.join(map(str, r['driver_rss_quarters_mb']))} | "
+                     f"{dash(r.get('driver_rss_kib_per_trial'))} | {dash(r.get('driver_rss_end_of_run_mb'))} | "
                      f"{r['mlflow_requests_per_trial']} | {r['mlflow_server_cpu_s']} | {exact} |")
     lines += ["", "A killed and resumed sweep: 'killed after' counts the trials Tune had ended; its sweep wall is the "
               "resumed driver's, its CPU, RSS, requests and server CPU are both drivers' together (Tune restores and "
               "re-runs the trials its last snapshot had not ended, so no ideal is given)."]
     return lines
+
+
+def dash(value: Any) -> str:
+    """A measured number as is (0.0 included); '-' where the row has none (older rows, too few trials)."""
+    return "-" if value is None else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,11 @@ runs ``--trials`` function trials, 4 at a time, each reporting 2 epochs of a res
 project's (5 seeds x dev_accuracy, dev_loss, train_loss, lr_head, lr_prompt, their means and stds: 57
 keys) and nothing else, so the trials themselves cost nothing. A callback reads the driver's resident
 memory (``VmRSS``) each time a trial ends; the slope of RSS over the second half of the ended trials
-(least squares, after the warm-up) is the memory each further trial costs. Each variant runs in its own
-process, so neither inherits the other's heap.
+(least squares, after the warm-up) is the memory each further trial costs; the same slope of the count of
+gc-tracked Python objects tells how much of it is live Python state. RSS once ``Tuner.fit()`` has returned
+shows the end of the run apart from the trials: ``fit()`` builds its ``ResultGrid`` from an
+``ExperimentAnalysis`` that reads every trial's results into a pandas DataFrame. Each variant runs in its
+own process, so neither inherits the other's heap.
 
 Usage: python -m bench.tune_memory [--trials 400] [--out bench/results/tune_memory.md]
 """
@@ -61,10 +64,12 @@ def run_variant(trials: int, trim: bool) -> dict[str, Any]:
     class RssAtTrialEnd(tune.Callback):
         def __init__(self) -> None:
             self.samples: list[float] = []
+            self.python_objects: list[int] = []
 
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             gc.collect()
             self.samples.append(rss_mb())
+            self.python_objects.append(len(gc.get_objects()))
 
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     rss = RssAtTrialEnd()
@@ -78,11 +83,16 @@ def run_variant(trials: int, trim: bool) -> dict[str, Any]:
                                             max_concurrent_trials=4, reuse_actors=True),
                 run_config=tune.RunConfig(storage_path=storage, name="tune-memory", callbacks=callbacks, verbose=0))
             grid = tuner.fit()
+            gc.collect()
+            after_fit = rss_mb()
             best = grid.get_best_result().metrics["dev_accuracy_mean"]  # Tune's lookup still works when trimmed
     finally:
         ray.shutdown()
+    half = len(rss.samples) // 2
     return {"trim": trim, "trials": trials, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
-            "slope_kib_per_trial": round(1024 * slope(rss.samples[len(rss.samples) // 2:]), 1)}
+            "rss_after_fit_mb": round(after_fit, 1),
+            "slope_kib_per_trial": round(1024 * slope(rss.samples[half:]), 1),
+            "python_objects_per_trial": round(slope(rss.python_objects[half:]), 1)}
 
 
 def slope(values: list[float]) -> float:
@@ -108,13 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"`python -m bench.tune_memory --trials {args.trials}`: a `tune.Tuner` on a fresh local Ray, {args.trials} "
         "function trials (4 at a time), each reporting 2 epochs of a 57-key result shaped like this project's, "
-        "nothing else. Driver RSS after gc at each trial's end; the slope over the second half of the trials.", "",
+        "nothing else. Driver RSS after gc at each trial's end; the slope over the second half of the trials "
+        "(RSS, and the count of gc-tracked Python objects); RSS once `fit()` has returned its `ResultGrid`.", "",
         "| Tune callbacks | driver RSS at 1st / 50% / last ended trial (MB) | RSS per further trial (KiB) | "
-        "best dev_accuracy_mean from Tune |", "|---|---|---|---|"]
+        "Python objects per further trial | RSS after `fit()` (MB) | best dev_accuracy_mean from Tune |",
+        "|---|---|---|---|---|---|"]
     for row in rows:
         samples = row["rss_mb"]
         lines.append(f"| {'TrimEndedTrials' if row['trim'] else 'none'} | {samples[0]} / {samples[len(samples) // 2]} / "
-                     f"{samples[-1]} | {row['slope_kib_per_trial']} | {row['best']:.4f} |")
+                     f"{samples[-1]} | {row['slope_kib_per_trial']} | {row['python_objects_per_trial']} | "
+                     f"{row['rss_after_fit_mb']} | {row['best']:.4f} |")
     write_results(args.out, lines, {"rows": rows})
     return 0
 

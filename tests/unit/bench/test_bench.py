@@ -81,6 +81,27 @@ def test_seed_step_benchmark_times_the_loops_step_for_one_and_several_seeds(tiny
     assert "| Encoder IPT (cnn) |" in table and "GPU only" in table  # no target claimed off a GPU
 
 
+def test_a_rewritten_results_file_keeps_its_hand_written_reading(tmp_path):
+    from bench._results import READING_MARKER, write_results
+
+    out = write_results(tmp_path / "r.md", ["| a |", "| 1 |"], {"rows": [1]})
+    out.write_text(out.read_text() + f"\n{READING_MARKER}\n\nWhat 1 means.\n")
+    write_results(out, ["| a |", "| 2 |"], {"rows": [2]})
+    assert out.read_text() == f"| a |\n| 2 |\n\n{READING_MARKER}\n\nWhat 1 means.\n"
+    assert json.loads(out.with_suffix(".json").read_text()) == {"rows": [2]}
+
+
+def test_driver_memory_is_read_against_trials_ended_and_apart_from_the_end_of_the_run():
+    """bench.scale: 50 KiB per ended trial, then 30 MB once the last trial has ended (the ResultGrid and the
+    report): the slope sees the first only, the end of run the second only."""
+    from bench.scale import growth_per_trial
+
+    samples = [(0.5 * i, 400 + (i // 2) * 50 / 1024, i // 2) for i in range(202)]  # 2 samples per count 0..100
+    samples.append((101.5, samples[-1][1] + 30, 100))
+    assert growth_per_trial(samples) == {"rss_kib_per_trial": 50.0, "rss_end_of_run_mb": 30.0}
+    assert growth_per_trial(samples[:12]) == {"rss_kib_per_trial": None, "rss_end_of_run_mb": None}  # too few
+
+
 @pytest.mark.slow
 def test_a_killed_sweep_on_a_simulated_cluster_resumes_with_mlflow_exact(tmp_path):
     """Issue 14's resume at scale, at a smaller count: `ipt-ray sweep` joining a 4-node
@@ -97,3 +118,4 @@ def test_a_killed_sweep_on_a_simulated_cluster_resumes_with_mlflow_exact(tmp_pat
     assert resumed["killed_and_resumed"] and 8 <= resumed["killed_after_trials"] < 16
     assert resumed["exact"] and resumed["runs_with_an_epoch_twice"] == 0 and resumed["config_seed_twice"] == 0
     assert fresh["mlflow_requests_per_trial"] > 0 and fresh["driver_cpu_s"] > 0
+    assert fresh["driver_rss_kib_per_trial"] is not None  # the sampler counted Tune's ended trials as they came
