@@ -29,7 +29,7 @@ def welch(a: Cell, b: Cell) -> tuple[float, float]:
 
 def significance(table: PaperTable) -> list[dict[str, Any]]:
     """Each method with a base (``table.bases``) against that base, per task (and per ``x`` value of a plot
-    table: at each prompt length, rate, ...) where both have >= 2 seeds."""
+    table: at each prompt length, rate, ...; see :func:`base_cell`) where both have >= 2 seeds."""
     xs = sorted({k[2] for k in table.cells}, key=lambda x: (str(type(x)), x)) if table.x_key else [None]
     rows = []
     for method in table.methods:
@@ -38,13 +38,23 @@ def significance(table: PaperTable) -> list[dict[str, Any]]:
             continue
         for task in table.tasks:
             for x in xs:
-                a, b = table.cell(method, task, x), table.cell(base, task, x)
+                a, b = table.cell(method, task, x), base_cell(table, base, task, x)
                 if a is None or b is None or a.n_seeds < 2 or b.n_seeds < 2:
                     continue
                 t, p = welch(a, b)
                 rows.append({"method": method, "base": base, "task": task, "x": x, "delta": a.mean - b.mean,
                              "t": t, "p": p, "n": (a.n_seeds, b.n_seeds)})
     return rows
+
+
+def base_cell(table: PaperTable, base: str, task: str, x: Any) -> Cell | None:
+    """The base's cell at ``x``; where the sweeps did not vary the base along the table's key (Table 6: Prompt
+    Tuning has no sequence utilisation rate, its one run is the base of every rate), its only cell."""
+    cell = table.cell(base, task, x)
+    if cell is not None or table.x_key is None:
+        return cell
+    along = [c for (m, t, _), c in table.cells.items() if m == base and t == task]
+    return along[0] if len(along) == 1 else None
 
 
 def significance_markdown(table: PaperTable, alpha: float = 0.05) -> str:

@@ -442,3 +442,16 @@ def test_significance_compares_each_ipt_variant_with_its_base_method():
     md = paper.significance_markdown(table)
     assert "| PT + Random IPT | Prompt Tuning | CB | +10.0 |" in md and "better" in md
     assert "no significant difference" in md
+
+
+def test_a_base_not_varied_along_the_curve_is_the_base_at_every_rate():
+    """Table 6: Encoder IPT at each sequence utilisation rate against the one Prompt Tuning run of its base file."""
+    pt, low, high = [0.60, 0.62, 0.61, 0.63, 0.59], [0.61, 0.60, 0.62, 0.61, 0.60], [0.70, 0.72, 0.69, 0.71, 0.73]
+    results = (fake(cfg("boolq", "prompt_tuning"), pt)
+               + fake(cfg("boolq", "encoder_ipt", encoder="cnn", seq_util_rate=0.05), low)
+               + fake(cfg("boolq", "encoder_ipt", encoder="cnn", seq_util_rate=0.3), high))
+    curve = paper.build_table(aggregate(results, "accuracy"), x_key="method.seq_util_rate")
+    rows = {r["x"]: r for r in paper.significance(curve)}
+    assert set(rows) == {0.05, 0.3} and {r["base"] for r in rows.values()} == {"Prompt Tuning"}
+    assert rows[0.3]["delta"] == pytest.approx(sum(high) / 5 - sum(pt) / 5) and rows[0.3]["p"] < 0.001
+    assert rows[0.05]["p"] > 0.5
