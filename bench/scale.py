@@ -177,20 +177,21 @@ def growth_per_trial(samples: list[tuple[float, float, int]]) -> dict[str, float
     """The driver's RSS against the trials ended, apart from the end of the run.
 
     ``rss_kib_per_trial``: the least-squares slope of RSS (the last sample at each count of ended trials) over
-    the second half of the trials, after the warm-up, up to the last trial. ``rss_end_of_run_mb``: the last sample of the run less the
-    last one taken before the last trial ended (Tune's ``ResultGrid``, the sweep's aggregate and report).
+    the second half of the trials, up to the last one; None below 3 counts there (a small sweep whose trials
+    end in batches). ``rss_end_of_run_mb``: the run's last sample less the last one before the last trial
+    ended (Tune's ``ResultGrid``, the sweep's aggregate run and report).
     """
     last_at: dict[int, float] = {}
     for _, rss, ended in samples:
         last_at[ended] = rss
     counts = sorted(n for n in last_at if n > 0)
-    if len(counts) < 10:
+    if not counts:
         return {"rss_kib_per_trial": None, "rss_end_of_run_mb": None}
     half = [n for n in counts if counts[-1] / 2 <= n < counts[-1]]  # the last count's samples hold the end of run
-    slope = float(np.polyfit(half, [last_at[n] for n in half], 1)[0]) if len(half) >= 2 else float("nan")
+    slope = float(np.polyfit(half, [last_at[n] for n in half], 1)[0]) if len(half) >= 3 else None
     before_last = [rss for _, rss, ended in samples if ended < counts[-1]]
-    end_of_run = samples[-1][1] - before_last[-1] if before_last else float("nan")
-    return {"rss_kib_per_trial": round(1024 * slope, 1), "rss_end_of_run_mb": round(end_of_run, 1)}
+    return {"rss_kib_per_trial": None if slope is None else round(1024 * slope, 1),
+            "rss_end_of_run_mb": round(samples[-1][1] - before_last[-1], 1) if before_last else None}
 
 
 # ---------------------------------------------------------------- MLflow, read from the server's store

@@ -99,7 +99,10 @@ def test_driver_memory_is_read_against_trials_ended_and_apart_from_the_end_of_th
     samples = [(0.5 * i, 400 + (i // 2) * 50 / 1024, i // 2) for i in range(202)]  # 2 samples per count 0..100
     samples.append((101.5, samples[-1][1] + 30, 100))
     assert growth_per_trial(samples) == {"rss_kib_per_trial": 50.0, "rss_end_of_run_mb": 30.0}
-    assert growth_per_trial(samples[:12]) == {"rss_kib_per_trial": None, "rss_end_of_run_mb": None}  # too few
+    # trials ending in batches (a small sweep): too few counts for a slope, still an end of run
+    batched = [(0.5 * i, 400.0 + n, n) for i, n in enumerate([0, 0, 4, 4, 8, 8, 8])] + [(4.0, 420.0, 8)]
+    assert growth_per_trial(batched) == {"rss_kib_per_trial": None, "rss_end_of_run_mb": 16.0}
+    assert growth_per_trial(samples[:2]) == {"rss_kib_per_trial": None, "rss_end_of_run_mb": None}  # none ended
 
 
 @pytest.mark.slow
@@ -118,4 +121,4 @@ def test_a_killed_sweep_on_a_simulated_cluster_resumes_with_mlflow_exact(tmp_pat
     assert resumed["killed_and_resumed"] and 8 <= resumed["killed_after_trials"] < 16
     assert resumed["exact"] and resumed["runs_with_an_epoch_twice"] == 0 and resumed["config_seed_twice"] == 0
     assert fresh["mlflow_requests_per_trial"] > 0 and fresh["driver_cpu_s"] > 0
-    assert fresh["driver_rss_kib_per_trial"] is not None  # the sampler counted Tune's ended trials as they came
+    assert fresh["driver_rss_end_of_run_mb"] is not None  # the sampler counted Tune's ended trials as they came
