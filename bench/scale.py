@@ -131,22 +131,23 @@ class Driver:
             self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
         self.samples: list[tuple[float, float, int]] = []  # (seconds since start, RSS MB, trials ended)
+        self.ended = 0  # trials Tune has ended so far (its console, as of the last sample)
         self.done = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
-        ended, offset, carry = 0, 0, b""
+        offset, carry = 0, b""
         while not self.done.wait(0.5):
             with open(self.log, "rb") as console:  # only what was written since the last read
                 console.seek(offset)
                 new = console.read()
             offset += len(new)
             # a marker split across two reads is counted once: keep the bytes that could start one
-            ended += (carry + new).count(TRIAL_ENDED)
+            self.ended += (carry + new).count(TRIAL_ENDED)
             carry = (carry + new)[-(len(TRIAL_ENDED) - 1):]
             value = rss_mb(self.proc.pid)
             if value is not None:
-                self.samples.append((time.perf_counter() - self.started, value, ended))
+                self.samples.append((time.perf_counter() - self.started, value, self.ended))
 
     def kill(self) -> None:
         try:
@@ -201,14 +202,6 @@ def store_query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
     """Read the server's sqlite store read-only (no schema migration races with the server)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
         return conn.execute(sql, params).fetchall()
-
-
-def tune_ended_trials(log: Path) -> int:
-    """Trials Tune has ended so far, from the driver's console ("Trial X completed after ...")."""
-    try:
-        return log.read_bytes().count(TRIAL_ENDED)
-    except OSError:
-        return 0
 
 
 def exactness(db: Path, experiment: str, trials: int) -> dict[str, Any]:
@@ -267,9 +260,9 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
     legs = []
     driver = Driver(["sweep", str(path)], workdir / f"driver-{tag}.log")
     if kill_at:  # Tune's count (its console lines): MLflow may lag behind it by design (tracking.writer)
-        while driver.proc.poll() is None and tune_ended_trials(driver.log) < kill_at * trials:
+        while driver.proc.poll() is None and driver.ended < kill_at * trials:
             time.sleep(0.5)
-        killed_after = tune_ended_trials(driver.log)
+        killed_after = driver.ended
         driver.kill()
         legs.append({**driver.wait(), "killed_after_trials": killed_after})
         driver = Driver(["sweep", str(path), "--resume"], workdir / f"driver-{tag}-resume.log")
