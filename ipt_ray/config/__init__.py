@@ -39,6 +39,7 @@ from ipt_ray.config.strategies import (
     strategy_spec,
     strategy_specs,
 )
+from ipt_ray.config.variants import MAX_COMBINATIONS, config_key, sweep_variants
 
 __all__ = [
     "TRIAL_SLOT", "ConfigError", "StrictSection", "TaskName", "section_fields", "set_dotted", "ConfigLike",
@@ -48,4 +49,5 @@ __all__ = [
     "PretrainConfig", "PretrainSource", "BackboneConfig", "ClusterConfig", "ExperimentConfig", "ParamSpace",
     "SweepConfig", "TaskConfig", "TrackingConfig", "TrainConfig", "FileOption", "StrategyOptions", "StrategySpec",
     "hard_prompt_for", "register_strategy", "strategy_names", "strategy_spec", "strategy_specs",
+    "MAX_COMBINATIONS", "config_key", "sweep_variants",
 ]

@@ -3,7 +3,6 @@ files a strategy reads."""
 
 from ipt_ray.preflight.backbone import TOKENIZER_FILES, WEIGHT_FILES, BackboneInfo, check_backbone, identity_of
 from ipt_ray.preflight.checks import check_task, preflight, strategy_files
-from ipt_ray.preflight.variants import MAX_COMBINATIONS, sweep_variants
 
-__all__ = ["MAX_COMBINATIONS", "TOKENIZER_FILES", "WEIGHT_FILES", "BackboneInfo", "check_backbone", "check_task",
-           "identity_of", "preflight", "strategy_files", "sweep_variants"]
+__all__ = ["TOKENIZER_FILES", "WEIGHT_FILES", "BackboneInfo", "check_backbone", "check_task",
+           "identity_of", "preflight", "strategy_files"]

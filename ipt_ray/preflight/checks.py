@@ -6,7 +6,7 @@ the experiment can run. It never loads model weights and never writes anything.
 
 What it checks, for the base config and (``sweep=True``) for every config the search space can produce
 (each choice value and range bound alone, then every combination while there are at most
-:data:`MAX_COMBINATIONS`):
+:data:`ipt_ray.config.MAX_COMBINATIONS`):
 
 - the config itself: ``cfg.with_overrides(...)`` validates each search-space value; ``searcher: grid``
   takes choice and int dimensions only; ``sweep.metric`` is one the task reports;
@@ -31,11 +31,10 @@ from typing import Any
 
 from ipt_ray.backbone import ALIASES, PROMPT_TABLE, ArtefactError, BackboneError, check_identity, inspect_artefact
 from ipt_ray.backbone import soft_prompt_name, tensor_shapes
-from ipt_ray.config import ConfigError, ExperimentConfig, MethodConfig, TaskConfig
+from ipt_ray.config import ConfigError, ExperimentConfig, MethodConfig, TaskConfig, config_key, sweep_variants
 from ipt_ray.data import DataError, get_task, load_splits, task_metrics
 from ipt_ray.model import label_word_ids
 from ipt_ray.preflight.backbone import BackboneInfo, IdentityOnly, backbone_tokenizer, check_backbone, check_positions
-from ipt_ray.preflight.variants import config_key, sweep_variants
 from ipt_ray.preflight.words import check_one_token_each, custom_label_words
 
 

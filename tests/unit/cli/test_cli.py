@@ -30,7 +30,7 @@ def test_validate_imports_neither_mlflow_ray_nor_torch():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert "experiments/quickstart.yaml: valid" in lines
+    assert "experiments/quickstart.yaml: valid (with its search space: 16 configs checked)" in lines
     assert "rc 0" in lines
     assert "heavy []" in lines, done.stdout
 
@@ -39,7 +39,17 @@ def test_python_dash_m_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "ipt_ray.cli", "validate", "experiments/quickstart.yaml"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "experiments/quickstart.yaml: valid"
+    assert done.stdout.strip().startswith("experiments/quickstart.yaml: valid")
+
+
+def test_validate_checks_every_config_the_search_space_gives():
+    """A value only the sweep would try is rejected by ``validate`` too, named, without the heavy stages."""
+    done = subprocess.run([sys.executable, "-c", PROBE, "validate", "experiments/quickstart.yaml", "--set",
+                           'sweep.search_space={"method.encoder": {"type": "choice", "values": ["cnn", "gru"]}}'],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "rc 2" in done.stdout.splitlines(), done.stdout + done.stderr
+    assert "sweep.search_space.method.encoder: choice 'gru' gives an invalid config" in done.stdout + done.stderr
+    assert "heavy []" in done.stdout
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

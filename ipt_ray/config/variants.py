@@ -1,4 +1,4 @@
-"""The configs a sweep's search space can produce, each validated: what preflight checks besides the base."""
+"""The configs a sweep's search space can produce, each validated (by `ipt-ray validate` and by preflight)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import itertools
 import json
 from typing import Any
 
-from ipt_ray.config import ConfigError, ExperimentConfig, ParamSpace
+from ipt_ray.config.base import ConfigError
+from ipt_ray.config.sections import ExperimentConfig, ParamSpace
 
 #: Above this many search-space combinations only single values are checked (each against the base).
 MAX_COMBINATIONS = 256
