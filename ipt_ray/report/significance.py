@@ -3,7 +3,9 @@
 Each row is tested against its strategy's base (``StrategySpec.base``, same injection: ``PT + Random IPT``
 against ``Prompt Tuning``, ``Prefix + Random IPT`` against ``Prefix Tuning``); a strategy without a base
 is not tested. Seeds are independent runs (seed s of two methods shares nothing but the number), so the
-test is unpaired, with unequal variances.
+test is unpaired, with unequal variances. Where both cells have a test split the test compares test
+values: dev chose each cell's configuration and epoch, so its dev values are the winners of that choice
+and the test values are the number the table reports.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from ipt_ray.report.table import Cell, PaperTable
 from ipt_ray.results import display_str, markdown_lines
 
 
-def welch(a: Cell, b: Cell) -> tuple[float, float]:
-    """Welch's t and two-sided p of ``a`` against ``b`` over their seeds; (NaN, 1 or 0) when neither varies
-    (the test is undefined: equal constants do not differ, different ones do)."""
+def welch(a: Cell, b: Cell, split: str = "dev") -> tuple[float, float]:
+    """Welch's t and two-sided p of ``a`` against ``b`` over their seeds on ``split`` (dev or test); (NaN, 1
+    or 0) when neither varies (the test is undefined: equal constants do not differ, different ones do)."""
     from scipy import stats  # heavy: only for significance tests
 
-    va, vb = list(a.values.values()), list(b.values.values())
+    va, vb = (list(split_values(c, split).values()) for c in (a, b))
     if len(set(va)) == 1 and len(set(vb)) == 1:
         return float("nan"), 1.0 if va[0] == vb[0] else 0.0
     t, p = stats.ttest_ind(va, vb, equal_var=False)
@@ -39,12 +41,22 @@ def significance(table: PaperTable) -> list[dict[str, Any]]:
         for task in table.tasks:
             for x in xs:
                 a, b = table.cell(method, task, x), base_cell(table, base, task, x)
-                if a is None or b is None or a.n_seeds < 2 or b.n_seeds < 2:
+                if a is None or b is None:
                     continue
-                t, p = welch(a, b)
-                rows.append({"method": method, "base": base, "task": task, "x": x, "delta": a.mean - b.mean,
-                             "t": t, "p": p, "n": (a.n_seeds, b.n_seeds)})
+                split = "test" if len(a.test_values) >= 2 and len(b.test_values) >= 2 else "dev"
+                va, vb = split_values(a, split), split_values(b, split)
+                if len(va) < 2 or len(vb) < 2:
+                    continue
+                t, p = welch(a, b, split)
+                delta = sum(va.values()) / len(va) - sum(vb.values()) / len(vb)
+                rows.append({"method": method, "base": base, "task": task, "x": x, "split": split, "delta": delta,
+                             "t": t, "p": p, "n": (len(va), len(vb))})
     return rows
+
+
+def split_values(cell: Cell, split: str) -> dict[int, float]:
+    """Seed -> value of ``cell`` on ``split`` ('dev': what selected; 'test': reported only)."""
+    return cell.test_values if split == "test" else cell.values
 
 
 def base_cell(table: PaperTable, base: str, task: str, x: Any) -> Cell | None:
@@ -63,15 +75,16 @@ def significance_markdown(table: PaperTable, alpha: float = 0.05) -> str:
     if not rows:
         return ""
     x = [table.x_key] if table.x_key else []
-    header = ["IPT variant", "vs", "task", *x, "difference (points)", "Welch t", "p", "at 5%"]
+    header = ["IPT variant", "vs", "task", *x, "split", "difference (points)", "Welch t", "p", "at 5%"]
     cells = []
     for r in rows:
         scale = 100.0 if table.pct.get(r["task"]) else 1.0
         verdict = ("better" if r["delta"] > 0 else "worse") if r["p"] < alpha else "no significant difference"
-        cells.append([r["method"], r["base"], task_name(r["task"]), *([display_str(r["x"])] if x else []),
+        cells.append([r["method"], r["base"], task_name(r["task"]), *([display_str(r["x"])] if x else []), r["split"],
                       f"{scale * r['delta']:+.1f}", f"{r['t']:.2f}", f"{r['p']:.3f}", verdict])
     lines = markdown_lines(header, cells)
     n = {x for r in rows for x in r["n"]}
     lines += ["", f"- Welch's two-sample t-test over seeds (n = {', '.join(map(str, sorted(n)))} per method), "
-              "two-sided; no correction for multiple comparisons."]
+              "two-sided; no correction for multiple comparisons. Split: test where both methods have one (the "
+              "number the table reports, at the dev-selected configuration and epoch), else dev."]
     return "\n".join(lines) + "\n"

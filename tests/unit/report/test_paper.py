@@ -188,7 +188,7 @@ def test_plots_are_pngs_with_one_line_per_method(tmp_path):
                           "prompt_length_significance_md"}
     per_length = paths["prompt_length_significance_md"].read_text()
     assert "| IPT variant | vs | task | method.prompt_length |" in per_length
-    assert all(f"| PT + Encoder IPT (cnn) | Prompt Tuning | CB | {k} | +{d} |" in per_length
+    assert all(f"| PT + Encoder IPT (cnn) | Prompt Tuning | CB | {k} | dev | +{d} |" in per_length
                for k, d in ((5, "10.0"), (20, "15.0"), (80, "5.0")))
     data = paths["prompt_length_png"].read_bytes()
     assert data[:8] == PNG and len(data) > 5000
@@ -440,7 +440,7 @@ def test_significance_compares_each_ipt_variant_with_its_base_method():
     assert pt_row["delta"] == pytest.approx(sum(ipt) / 5 - sum(pt) / 5)
     assert rows[("Prefix + Random IPT", "cb")]["base"] == "Prefix Tuning"
     md = paper.significance_markdown(table)
-    assert "| PT + Random IPT | Prompt Tuning | CB | +10.0 |" in md and "better" in md
+    assert "| PT + Random IPT | Prompt Tuning | CB | dev | +10.0 |" in md and "better" in md
     assert "no significant difference" in md
 
 

@@ -82,3 +82,14 @@ def test_csv_has_test_columns_only_with_a_test_split(tmp_path):
     path = paper.to_csv(paper.build_table(aggregate(dev_only, "accuracy")), tmp_path / "dev.csv")
     with path.open() as f:
         assert not [c for c in next(csv.reader(f)) if c.startswith("test_")]
+
+
+def test_significance_tests_the_reported_test_values_not_the_dev_that_chose_them():
+    from scipy import stats
+
+    table = paper.build_table(aggregate(results(), "accuracy"))
+    rows = {r["task"]: r for r in paper.significance(table)}
+    cb = rows["cb"]  # Random IPT test [0.70, 0.74] against Prompt Tuning's dev-chosen lr 0.01: test [0.60, 0.62]
+    assert cb["split"] == "test" and cb["delta"] == pytest.approx(0.72 - 0.61)
+    assert cb["p"] == pytest.approx(stats.ttest_ind([0.70, 0.74], [0.60, 0.62], equal_var=False).pvalue)
+    assert "| PT + Random IPT | Prompt Tuning | CB | test | +11.0 |" in paper.significance_markdown(table)
