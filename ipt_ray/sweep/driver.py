@@ -29,7 +29,7 @@ from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent
 from ipt_ray.sweep.search import make_scheduler, make_searcher, optuna_states
 from ipt_ray.sweep.space import param_space
 from ipt_ray.sweep.trial import ipt_trial
-from ipt_ray.sweep.trial_state import TrimEndedTrials
+from ipt_ray.sweep.trial_state import PruneEndedTrialCheckpoints, TrimEndedTrials
 from ipt_ray.tracking import JOURNAL_FILE, SWEEP_FILE, SweepTracker, check_reachable, resolve_tracking_uri
 from ipt_ray.tracking.callback import MlflowTrackingCallback
 
@@ -77,7 +77,8 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     plan = plan_sweep(cfg, config_path, resume)
     tracker = start_tracker(plan, config_text)
     # last: the others see an ended trial whole before Tune's statistics of it are trimmed
-    tune_callbacks = [tracking_callback(plan, tracker), *(callbacks or []), TrimEndedTrials([plan.target])]
+    tune_callbacks = [tracking_callback(plan, tracker), *(callbacks or []), PruneEndedTrialCheckpoints(),
+                      TrimEndedTrials([plan.target])]
     handle = connect_ray(cfg)
     started = time.perf_counter()
     tracker.start_background()  # trial writes leave Tune's loop (ipt_ray.tracking.writer)
@@ -185,7 +186,8 @@ def new_tuner(plan: SweepPlan, trainable: Any, searcher: Any, callbacks: list[An
         run_config=tune.RunConfig(
             name=plan.name, storage_path=str(plan.root), callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=cfg.cluster.max_failures),
-            # Every checkpoint is kept while the sweep runs (prune_checkpoints trims them at the end):
+            # Every checkpoint is kept while a trial runs (PruneEndedTrialCheckpoints trims a completed
+            # trial's once no snapshot can name them, prune_checkpoints the rest at the end):
             # with num_to_keep=1 Tune deletes a trial's previous checkpoint as soon as it registers
             # the next, before the experiment snapshot that names the new one is on disk, and a
             # driver killed in between resumes into "checkpoint does not exist on storage anymore".

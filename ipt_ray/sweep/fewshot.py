@@ -39,7 +39,7 @@ from ipt_ray.sweep.selection import (CV_FOLD, DATA_SEED, Choice, TrialCurve, cho
                                      choices_to_json, choose_hyper, crossed, few_shot_keys, final_points, final_results,
                                      final_runs, phase_config_id, select_points, trial_curves)
 from ipt_ray.sweep.trial import ipt_trial
-from ipt_ray.sweep.trial_state import TrimEndedTrials
+from ipt_ray.sweep.trial_state import PruneEndedTrialCheckpoints, TrimEndedTrials
 from ipt_ray.tracking import CHOSEN_TAG, SweepTracker
 from ipt_ray.tracking.callback import MlflowTrackingCallback
 
@@ -161,7 +161,8 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
         config_id=phase_config_id(phase, compare), default_strategy=cfg.method.strategy, resuming=plan.resuming,
         adapters_dir=phase_dir / "adapters" if phase == "final" else None,
         discard_dir=phase_dir / "adapters" if phase == "select" else None, tags_of=phase_tags(phase), params_of=phase_params(compare) if phase == "final" else None)
-    callbacks = [callback, *(extra_callbacks or []), TrimEndedTrials([plan.target])]  # last: see driver.run_sweep
+    callbacks = [callback, *(extra_callbacks or []), PruneEndedTrialCheckpoints(),
+                 TrimEndedTrials([plan.target])]  # last: see driver.run_sweep
     if plan.resuming and tune.Tuner.can_restore(str(phase_dir)):
         out(f"resuming few-shot phase {phase} of {plan.name} from {phase_dir}")
         tuner = tune.Tuner.restore(str(phase_dir), trainable, resume_unfinished=True, resume_errored=True)
