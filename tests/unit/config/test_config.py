@@ -62,6 +62,21 @@ def test_relative_data_dir_is_relative_to_the_yaml(tmp_path):
     assert load_config(path).task.data_dir == str((tmp_path / "data" / "CB").resolve())
 
 
+def test_paths_in_search_space_choices_are_absolute_too(tmp_path):
+    """Each trial runs in its own directory: a choice's table / encoder folder resolves like the base's."""
+    path = write(tmp_path, {"method": {"strategy": "prompt_tuning"}, "sweep": {"search_space": {
+        "method": {"type": "choice", "values": [
+            {"strategy": "prompt_tuning"},
+            {"strategy": "encoder_ipt", "table_init": "pre", "encoder_init": "pre"},
+            {"strategy": "random_ipt", "table_init": "random"}]},
+        "method.table_init": {"type": "choice", "values": ["random", "pre"]}}}})
+    space = load_config(path).sweep.search_space
+    choices = space["method"].values
+    assert choices[1]["table_init"] == choices[1]["encoder_init"] == str((tmp_path / "pre").resolve())
+    assert choices[2]["table_init"] == "random"  # a word, not a path
+    assert space["method.table_init"].values == ["random", str((tmp_path / "pre").resolve())]
+
+
 def test_every_experiment_yaml_validates():
     from pathlib import Path
 
@@ -95,3 +110,14 @@ def test_a_section_can_be_one_search_dimension_of_partial_sections(tmp_path):
     assert trial_cfg.method.strategy in ("random_ipt", "encoder_ipt")
     with pytest.raises(ConfigError, match="unknown field"):
         load_config(write(tmp_path, {"sweep": {"search_space": {"method": {"type": "choice", "values": [{"stratgy": 1}]}}}}))
+
+
+def test_a_config_built_in_code_with_a_relative_path_is_refused_before_a_sweep():
+    """Only load_config knows a YAML's folder; a dict handed to validate_config keeps its relative path, and
+    the sweep's preflight names it."""
+    from ipt_ray.config import validate_config
+    from ipt_ray.preflight.checks import _check_absolute_paths
+
+    cfg = validate_config({"method": {"strategy": "pretrained_ipt", "table_init": "runs/pretrain/x"}})
+    with pytest.raises(ConfigError, match=r"method\.table_init 'runs/pretrain/x' is relative, but Tune runs each"):
+        _check_absolute_paths(cfg)

@@ -277,12 +277,6 @@ CASES = [
                       r"'loguniform'", commands=("sweep",)),
     Case("metric-not-reported", lambda w: {"sweep": {"metric": "f1a"}}, ConfigError,
          r"sweep\.metric 'f1a' is not reported for task 'cb' \(allowed: accuracy, loss\)"),
-    Case("relative-path-in-sweep",  # a search-space value: load_config makes only the YAML's own paths absolute
-         lambda w: merge({"method": {"strategy": "pretrained_ipt"}},
-                         space(method__table_init={"type": "choice", "values": ["runs/pretrain/table.pt"]})),
-         ConfigError, r"sweep\.search_space\.method\.table_init: choice 'runs/pretrain/table\.pt': method\.table_init "
-                      r"'runs/pretrain/table\.pt' is relative, but Tune runs each trial in its own working directory",
-         commands=("sweep",)),
     # -- data files (every task the sweep can touch is parsed)
     Case("data-empty-file", lambda w: {"task": {"data_dir": cb_copy(w, "empty", "")}}, DataError,
          r"CB/train\.jsonl line 1: file is empty \(no records\)"),
