@@ -74,34 +74,39 @@ def absolute_paths(data: dict[str, Any], yaml_dir: Path) -> None:
     fields = path_fields()
     for (section, field), words in fields.items():
         node = data.get(section)
-        value = node.get(field) if isinstance(node, dict) else None
-        if isinstance(value, str) and value not in words:
-            node[field] = _absolute(value, yaml_dir)
+        if isinstance(node, dict) and field in node:
+            node[field] = _absolute_path_value(node[field], words, yaml_dir)
     for dataset in _dataset_sections(data):
         absolute_dataset_files(dataset, yaml_dir)
     _absolute_search_space(data, fields, yaml_dir)
 
 
-def _absolute_search_space(data: dict[str, Any], fields: dict[tuple[str, str], Any], yaml_dir: Path) -> None:
+def _absolute_search_space(data: dict[str, Any], fields: dict[tuple[str, str], tuple[str, ...]],
+                           yaml_dir: Path) -> None:
     """The same for the paths a search space's choices hold: ``method.table_init: {values: [..]}`` and a
     section-valued ``method: {values: [{table_init: ..}, ..]}`` (each trial runs in its own directory)."""
     sweep = data.get("sweep")
     space = sweep.get("search_space") if isinstance(sweep, dict) else None
-    for key, dim in (space or {}).items() if isinstance(space, dict) else ():
+    if not isinstance(space, dict):
+        return
+    for key, dim in space.items():
         values = dim.get("values") if isinstance(dim, dict) else None
         if not isinstance(values, list):
             continue
-        if "." in key:
+        if "." in key:  # one field's choices
             words = fields.get(tuple(key.split(".", 1)))
             if words is not None:
-                dim["values"] = [_absolute(v, yaml_dir) if isinstance(v, str) and v not in words else v
-                                 for v in values]
+                dim["values"] = [_absolute_path_value(v, words, yaml_dir) for v in values]
             continue
-        for choice in values:
-            for field, value in choice.items() if isinstance(choice, dict) else ():
-                words = fields.get((key, field))
-                if words is not None and isinstance(value, str) and value not in words:
-                    choice[field] = _absolute(value, yaml_dir)
+        for choice in (c for c in values if isinstance(c, dict)):  # a section's choices
+            for field, value in choice.items():
+                if (key, field) in fields:
+                    choice[field] = _absolute_path_value(value, fields[(key, field)], yaml_dir)
+
+
+def _absolute_path_value(value: Any, words: tuple[str, ...], yaml_dir: Path) -> Any:
+    """A path field's value made absolute; its words (e.g. 'random') and non-strings as they are."""
+    return _absolute(value, yaml_dir) if isinstance(value, str) and value not in words else value
 
 
 def _dataset_sections(data: dict[str, Any]) -> list[dict[str, Any]]:

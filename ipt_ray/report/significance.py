@@ -10,22 +10,22 @@ and the test values are the number the table reports.
 
 from __future__ import annotations
 
-from typing import Any
+from statistics import fmean
+from typing import Any, Sequence
 
 from ipt_ray.report.labels import task_name
 from ipt_ray.report.table import Cell, PaperTable
 from ipt_ray.results import display_str, markdown_lines
 
 
-def welch(a: Cell, b: Cell, split: str = "dev") -> tuple[float, float]:
-    """Welch's t and two-sided p of ``a`` against ``b`` over their seeds on ``split`` (dev or test); (NaN, 1
-    or 0) when neither varies (the test is undefined: equal constants do not differ, different ones do)."""
+def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Welch's t and two-sided p of seed values ``a`` against ``b``; (NaN, 1 or 0) when neither varies
+    (the test is undefined: equal constants do not differ, different ones do)."""
     from scipy import stats  # heavy: only for significance tests
 
-    va, vb = (list(split_values(c, split).values()) for c in (a, b))
-    if len(set(va)) == 1 and len(set(vb)) == 1:
-        return float("nan"), 1.0 if va[0] == vb[0] else 0.0
-    t, p = stats.ttest_ind(va, vb, equal_var=False)
+    if len(set(a)) == 1 and len(set(b)) == 1:
+        return float("nan"), 1.0 if a[0] == b[0] else 0.0
+    t, p = stats.ttest_ind(a, b, equal_var=False)
     return float(t), float(p)
 
 
@@ -44,11 +44,11 @@ def significance(table: PaperTable) -> list[dict[str, Any]]:
                 if a is None or b is None:
                     continue
                 split = "test" if len(a.test_values) >= 2 and len(b.test_values) >= 2 else "dev"
-                va, vb = split_values(a, split), split_values(b, split)
+                va, vb = list(split_values(a, split).values()), list(split_values(b, split).values())
                 if len(va) < 2 or len(vb) < 2:
                     continue
-                t, p = welch(a, b, split)
-                delta = sum(va.values()) / len(va) - sum(vb.values()) / len(vb)
+                t, p = welch(va, vb)
+                delta = fmean(va) - fmean(vb)
                 rows.append({"method": method, "base": base, "task": task, "x": x, "split": split, "delta": delta,
                              "t": t, "p": p, "n": (len(va), len(vb))})
     return rows
