@@ -205,7 +205,8 @@ def store_query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def exactness(db: Path, experiment: str, trials: int) -> dict[str, Any]:
-    """Runs by kind, (config, seed) pairs held twice, epochs logged twice, children whose epochs are not 1..N."""
+    """Active runs by kind, (config, seed) pairs held twice, epochs logged twice, children whose epochs are
+    not 1..N; with the deleted (retired: ``ipt_ray.tracking.orphans``) runs counted apart."""
     kinds = dict(store_query(db, """
         SELECT k.value, COUNT(*) FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id
         JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'ipt.kind'
@@ -215,18 +216,22 @@ def exactness(db: Path, experiment: str, trials: int) -> dict[str, Any]:
         JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'ipt.kind' AND k.value = 'trial'
         JOIN tags c ON c.run_uuid = r.run_uuid AND c.key = 'ipt.config_id'
         JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = 'ipt.seed'
-        WHERE e.name = ? GROUP BY c.value, s.value HAVING COUNT(*) > 1)""", (experiment,))[0][0]
+        WHERE e.name = ? AND r.lifecycle_stage = 'active' GROUP BY c.value, s.value HAVING COUNT(*) > 1)""", (experiment,))[0][0]
     histories = store_query(db, """
         SELECT m.run_uuid, GROUP_CONCAT(m.step) FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid
         JOIN experiments e ON r.experiment_id = e.experiment_id
-        WHERE e.name = ? AND m.key = 'dev_accuracy' GROUP BY m.run_uuid""", (experiment,))
+        WHERE e.name = ? AND r.lifecycle_stage = 'active' AND m.key = 'dev_accuracy' GROUP BY m.run_uuid""", (experiment,))
+    retired = store_query(db, """
+        SELECT COUNT(*) FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id
+        JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'ipt.status' AND k.value = 'orphaned'
+        WHERE e.name = ? AND r.lifecycle_stage = 'deleted'""", (experiment,))[0][0]
     expected = list(range(1, EPOCHS + 1))
     epochs_twice = sum(len(steps.split(",")) != len(set(steps.split(","))) for _, steps in histories)
     wrong = sum(sorted(map(int, steps.split(","))) != expected for _, steps in histories)
     exact = (kinds == {"parent": 1, "trial": trials * len(SEEDS), "aggregate": 1} and twice == 0
              and epochs_twice == 0 and wrong == 0 and len(histories) == trials * len(SEEDS))
     return {"runs": kinds, "config_seed_twice": twice, "runs_with_an_epoch_twice": epochs_twice,
-            "runs_without_epochs_1_to_n": wrong, "exact": exact}
+            "runs_without_epochs_1_to_n": wrong, "orphaned_runs_deleted": retired, "exact": exact}
 
 
 def server_cpu_s(server: Any) -> float:
@@ -317,7 +322,8 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
         runs = r["runs"]
         exact = (f"{'yes' if r['exact'] else 'NO'}: {runs.get('parent', 0)} + {runs.get('trial', 0)} + "
                  f"{runs.get('aggregate', 0)} runs, {r['config_seed_twice']} (config, seed) twice, "
-                 f"{r['runs_with_an_epoch_twice']} epochs twice")
+                 f"{r['runs_with_an_epoch_twice']} epochs twice"
+                 + (f", {r['orphaned_runs_deleted']} runs of forgotten trials deleted" if r.get("orphaned_runs_deleted") else ""))
         lines.append(f"| {label} | {r['sweep_wall_s']} | {r['ideal_s']} | {r['wall_over_ideal'] or '-'} | "
                      f"{slot_overhead_s(r) or '-'} | "
                      f"{r['trials_per_s'] or '-'} | {r['driver_cpu_s']} | {r['driver_cpu_ms_per_trial']} | "

@@ -88,6 +88,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
         tracker.stop_background()
         wall = time.perf_counter() - started
         prune_checkpoints(grid_result)
+        retire_orphan_runs(plan, grid_result, tracker, out)
         outcome = finish_sweep(plan, grid_result, tracker, searcher)
     finally:
         tracker.stop_background()
@@ -195,6 +196,21 @@ def new_tuner(plan: SweepPlan, trainable: Any, searcher: Any, callbacks: list[An
             verbose=1,
         ),
     )
+
+
+def retire_orphan_runs(plan: SweepPlan, grid_result: Any, tracker: SweepTracker, out,
+                       tags: dict[str, str] | None = None) -> None:
+    """A resumed sweep's child runs (with ``tags``) of trials its Tune run no longer knows are retired
+    (:mod:`ipt_ray.tracking.orphans`). Call it with the trial writes landed (background writer stopped).
+    Tune's results name every trial they hold; should one not say its id, nothing is retired."""
+    if not plan.resuming:
+        return  # only a killed driver leaves such runs
+    known = [(result.metrics or {}).get("trial_id") for result in grid_result]
+    if None in known:
+        out("warning: a trial of the resumed sweep reported no result: runs of forgotten trials are kept")
+        return
+    if retired := tracker.retire_orphans(known, tags):
+        out(f"MLflow: {retired} runs of trials the resumed sweep no longer knows were deleted (ipt.status=orphaned)")
 
 
 def finish_sweep(plan: SweepPlan, grid_result: Any, tracker: SweepTracker, searcher: Any) -> SweepOutcome:

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 from ipt_ray.config import ExperimentConfig
 from ipt_ray.results import aggregate, param_str, write_artifacts, write_csv
-from ipt_ray.sweep.driver import (SweepOutcome, SweepPlan, plan_sweep, print_outcome, prune_checkpoints,
+from ipt_ray.sweep.driver import (SweepOutcome, SweepPlan, plan_sweep, print_outcome, prune_checkpoints, retire_orphan_runs,
                                   start_tracker, write_sweep_file)
 from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent, reuse_actors, shares_idle_cpus,
                                      trial_resources)
@@ -184,6 +184,10 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
                 verbose=1))
     grid = tuner.fit()
     prune_checkpoints(grid)
+    if plan.resuming:  # the phase's trial writes land first (adopted runs are not orphans)
+        tracker.stop_background()
+        retire_orphan_runs(plan, grid, tracker, out, tags={"ipt.phase": phase})
+        tracker.start_background()
     return grid
 
 

@@ -26,7 +26,7 @@ import json
 import logging
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from mlflow.entities import Metric, Run, RunTag
 from mlflow.tracking import MlflowClient
@@ -51,6 +51,7 @@ from ipt_ray.tracking.client import (
 from ipt_ray.tracking.fanout import RequestFanout
 from ipt_ray.tracking.journal import RETRY_INTERVAL_S, Journal
 from ipt_ray.tracking.models import ADAPTER_TAG, MODEL_OPS, ModelLogging
+from ipt_ray.tracking.orphans import ORPHAN_OPS, OrphanRuns
 from ipt_ray.tracking.trial_metrics import per_seed_metrics, shared_metrics, slim_result
 from ipt_ray.tracking.writer import BACKGROUND_OPS, BackgroundWriter, JournalReplay
 
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 TRIAL_END_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "failed": "FAILED"}  #: -> MLflow status
 
 
-class SweepTracker(ModelLogging, JournalReplay):
+class SweepTracker(ModelLogging, OrphanRuns, JournalReplay):
     """The MLflow runs of one sweep, found again by tags so that a resumed sweep reuses them.
 
     Calls are synchronous, except the trial writes after :meth:`start_background` (journaled, then applied
@@ -205,28 +206,6 @@ class SweepTracker(ModelLogging, JournalReplay):
         self._needs_params.add(run_id)
         self._run_info[run_id] = (run.info.artifact_uri, None)
         return run_id
-
-    def adopt_orphans(self, trial_id: str, config_id: str, known_trial_ids: Iterable[str]) -> None:
-        """Give a trial the child runs of its config that belong to a trial Tune no longer knows.
-
-        A driver killed between a trial's first MLflow write and Tune's next experiment snapshot leaves
-        runs of a trial that the resumed Tune never restores; the searcher, restored too, proposes the
-        same config again under a new trial id. Re-tagging those runs keeps one run per (config, seed),
-        and the epochs they hold already are not logged again. Runs of trials Tune knows (a config that
-        was really proposed twice) are left alone.
-        """
-        payload = {"trial_id": trial_id, "config_id": config_id, "known": sorted(known_trial_ids)}
-        self._write("adopt_orphans", payload, lambda: self._adopt_orphans_now(trial_id, config_id, payload["known"]))
-
-    def _adopt_orphans_now(self, trial_id: str, config_id: str, known: Sequence[str]) -> None:
-        runs = self._search({"ipt.sweep_id": self.sweep_id, "ipt.kind": "trial", "ipt.config_id": config_id})
-        seeds_held = {run.data.tags["ipt.seed"] for run in runs if run.data.tags.get("ipt.trial_id") == trial_id}
-        for run in runs:  # oldest first, as _trial_runs keeps them
-            seed = run.data.tags["ipt.seed"]
-            if run.data.tags.get("ipt.trial_id") not in {trial_id, *known} and seed not in seeds_held:
-                self.client.set_tag(run.info.run_id, "ipt.trial_id", trial_id)
-                seeds_held.add(seed)
-        self._runs.pop(trial_id, None)  # read back from the tags at the trial's next write
 
     def log_result(self, trial_id: str, config_id: str, params: dict[str, Any], result: dict[str, Any],
                    seeds: Sequence[int], strategy: str, tags: dict[str, str] | None = None) -> int:
@@ -385,8 +364,8 @@ class SweepTracker(ModelLogging, JournalReplay):
             self._log_selected_now(a["trial_id"], a["seed"], a["metrics"], a["tags"])
         elif op == "end_trial":
             self._end_trial_now(a["trial_id"], a["status"], a.get("folders"))
-        elif op == "adopt_orphans":
-            self._adopt_orphans_now(a["trial_id"], a["config_id"], a["known"])
+        elif op in ORPHAN_OPS:
+            self.replay_orphan_write(op, a)
         elif op == "log_aggregate":
             self._log_aggregate_now(summary_from_json(a["summary"]),
                                     {k: Path(v) for k, v in a["artifacts"].items()}, a["key"])

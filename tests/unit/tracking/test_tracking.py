@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from ipt_ray import results as report
@@ -325,6 +326,27 @@ def test_a_resumed_config_under_a_new_trial_id_adopts_the_orphaned_runs(uri):
         if run.data.tags["ipt.trial_id"] == "t9":
             assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_accuracy")] == [1, 2, 3]
             assert run.data.tags["ipt.status"] == "completed"
+
+
+def test_a_resumed_sweep_retires_the_runs_of_a_trial_tune_forgot_and_whose_config_never_came_back(uri, tmp_path):
+    # The killed driver had logged t0 and t1; the resumed Tune knows t1 and ran t7 (another config, as
+    # Optuna's TPE may propose after a restore) instead of t0: t0's runs are orphans, ended and deleted.
+    tracker = new_tracker(uri)
+    log_trials(tracker, trials=(0, 1), epochs=(1,))
+    resumed = SweepTracker(uri, EXPERIMENT, "sw-1", "demo", journal=tmp_path / "journal.jsonl")
+    resumed.start_parent("", {}, "abc123", {})
+    log_trials(resumed, trials=(1, 7), epochs=(1, 2))
+    assert resumed.retire_orphans(["t1", "t7"]) == len(SEEDS)
+    assert Counter(r.data.tags["ipt.trial_id"] for r in runs_of(uri, "trial")) == {"t1": 3, "t7": 3}
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    gone = client.search_runs([exp.experiment_id], "tags.`ipt.trial_id` = 't0'", ViewType.DELETED_ONLY)
+    assert len(gone) == len(SEEDS)
+    assert {(r.info.status, r.data.tags["ipt.status"]) for r in gone} == {("KILLED", "orphaned")}
+    assert resumed.retire_orphans(["t1", "t7"]) == 0  # idempotent: nothing active is left to retire
+    # with tags, only the matching runs are looked at (a few-shot phase's)
+    assert resumed.retire_orphans(["t1"], tags={"ipt.phase": "select"}) == 0
+    assert len(runs_of(uri, "trial")) == 2 * len(SEEDS)
 
 
 # ---------------------------------------------------------------- Tune callback
