@@ -279,16 +279,17 @@ def resolve_sweep(cfg: ExperimentConfig, config_path: Path, resume: bool | str) 
     return name, name, False
 
 
-def prune_checkpoints(grid_result: Any) -> None:
-    """Delete every trial checkpoint but the latest, once Tune's final experiment snapshot is written.
+def prune_checkpoints(grid_result: Any, keep_latest: bool = True) -> None:
+    """Delete every trial checkpoint but the latest, once Tune's final experiment snapshot is written
+    (``keep_latest=False``: a trial that ended without an error keeps none either).
 
     Only then is it safe: a resume reads the snapshot, and the snapshot names each trial's latest
-    checkpoint.
+    checkpoint (and never runs a completed trial again).
     """
     for result in grid_result:
         if result.checkpoint is None or not result.path:
             continue
-        keep = Path(result.checkpoint.path).resolve()
+        keep = None if not keep_latest and result.error is None else Path(result.checkpoint.path).resolve()
         for folder in Path(result.path).glob("checkpoint_*"):
             if folder.is_dir() and folder.resolve() != keep:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -31,8 +31,8 @@ from typing import Any, Sequence
 
 from ipt_ray.config import ExperimentConfig
 from ipt_ray.results import aggregate, param_str, write_artifacts, write_csv
-from ipt_ray.sweep.driver import (SweepOutcome, SweepPlan, plan_sweep, print_outcome, prune_checkpoints, retire_orphan_runs,
-                                  start_tracker, write_sweep_file)
+from ipt_ray.sweep.driver import (SweepOutcome, SweepPlan, plan_sweep, print_outcome, prune_checkpoints,
+                                  retire_orphan_runs, start_tracker, write_sweep_file)
 from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent, reuse_actors, shares_idle_cpus,
                                      trial_resources)
 from ipt_ray.sweep.selection import (CV_FOLD, DATA_SEED, Choice, TrialCurve, choices_csv_rows, choices_from_json,
@@ -161,7 +161,8 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
         config_id=phase_config_id(phase, compare), default_strategy=cfg.method.strategy, resuming=plan.resuming,
         adapters_dir=phase_dir / "adapters" if phase == "final" else None,
         discard_dir=phase_dir / "adapters" if phase == "select" else None, tags_of=phase_tags(phase), params_of=phase_params(compare) if phase == "final" else None)
-    callbacks = [callback, *(extra_callbacks or []), PruneEndedTrialCheckpoints(),
+    # A select trial's weights serve nothing once it has ended (its dev curve chooses): no checkpoint kept.
+    callbacks = [callback, *(extra_callbacks or []), PruneEndedTrialCheckpoints(keep_latest=phase != "select"),
                  TrimEndedTrials([plan.target])]  # last: see driver.run_sweep
     if plan.resuming and tune.Tuner.can_restore(str(phase_dir)):
         out(f"resuming few-shot phase {phase} of {plan.name} from {phase_dir}")
@@ -183,7 +184,7 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # why: driver.new_tuner
                 verbose=1))
     grid = tuner.fit()
-    prune_checkpoints(grid)
+    prune_checkpoints(grid, keep_latest=phase != "select")
     if plan.resuming:  # the phase's trial writes land first (adopted runs are not orphans)
         tracker.stop_background()
         retire_orphan_runs(plan, grid, tracker, out, tags={"ipt.phase": phase})

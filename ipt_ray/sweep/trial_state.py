@@ -59,13 +59,18 @@ class PruneEndedTrialCheckpoints(Callback):
     resume reads Tune's experiment snapshot, and a snapshot saved before the trial's last checkpoint names
     an older one; so a trial is pruned only once ``snapshots`` further snapshots have been saved since it
     completed (Tune calls :meth:`get_state` at each save, and uploads a snapshot only after the previous
-    upload has finished) and ``min_age_s`` have passed. Only folders numbered below the latest go: a
-    retried trial's newer checkpoints are never touched.
+    upload has finished) and ``min_age_s`` have passed. Only folders numbered below the latest go (and the
+    latest too with ``keep_latest=False``): a retried trial's newer checkpoints are never touched.
+
+    ``keep_latest=False`` is for trials whose weights nobody uses once they have ended (a few-shot select
+    phase's cross-validation trials: only their dev curves choose anything). Once the snapshot on storage
+    names the trial ended, a resume never reads its checkpoints: a completed trial is not run again.
     """
 
     def __init__(self, snapshots: int = 3, min_age_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, keep_latest: bool = True) -> None:
         self.snapshots, self.min_age_s, self.clock = snapshots, min_age_s, clock
+        self.keep_latest = keep_latest
         self.saved = 0  # experiment snapshots saved so far
         self.pending: list[tuple[Path, int, float]] = []  # (checkpoint to keep, snapshot count, time) at its end
 
@@ -84,16 +89,16 @@ class PruneEndedTrialCheckpoints(Callback):
         now, waiting = self.clock(), []
         for keep, saved_at_end, ended_at in self.pending:
             if self.saved - saved_at_end >= self.snapshots and now - ended_at >= self.min_age_s:
-                prune_older_checkpoints(keep)
+                prune_older_checkpoints(keep, including_it=not self.keep_latest)
             else:
                 waiting.append((keep, saved_at_end, ended_at))
         self.pending = waiting
 
 
-def prune_older_checkpoints(keep: Path) -> None:
-    """Delete ``keep``'s sibling ``checkpoint_<n>`` folders numbered below it."""
-    latest = int(CHECKPOINT_DIR.search(keep.name).group(1))
+def prune_older_checkpoints(keep: Path, including_it: bool = False) -> None:
+    """Delete ``keep``'s sibling ``checkpoint_<n>`` folders numbered below it (``including_it``: and ``keep``)."""
+    last_to_delete = int(CHECKPOINT_DIR.search(keep.name).group(1)) - (0 if including_it else 1)
     for folder in keep.parent.glob("checkpoint_*"):
         match = CHECKPOINT_DIR.search(folder.name)
-        if match and int(match.group(1)) < latest and folder.is_dir():
+        if match and int(match.group(1)) <= last_to_delete and folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)

@@ -45,6 +45,11 @@ def test_fewshot_sweep_runs_select_then_final_under_one_parent(tiny_bert, tmp_pa
     exp = client.get_experiment_by_name("fewshot")
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     kinds = Counter(r.data.tags.get("ipt.kind") for r in runs)
+    # select trials keep no checkpoint (their weights choose nothing); final trials keep their latest
+    sweep_dir = next((tmp_path / "runs" / "sweeps").iterdir())
+    kept = {phase: sorted(len(list(t.glob("checkpoint_*"))) for t in (sweep_dir / phase).glob("ipt_trial_*"))
+            for phase in ("select", "final")}
+    assert kept == {"select": [0] * 8, "final": [1, 1]}
     assert kinds == {"parent": 1, "trial": 2 * 2 * 2 + 2, "aggregate": 1}  # lrs x data seeds x folds, then final
     parent = next(r for r in runs if r.data.tags["ipt.kind"] == "parent")
     children = [r for r in runs if r.data.tags["ipt.kind"] != "parent"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+from ipt_ray.sweep.driver import prune_checkpoints
 from ipt_ray.sweep.trial_state import PruneEndedTrialCheckpoints
 
 
@@ -59,3 +60,24 @@ def test_a_trial_without_a_checkpoint_is_ignored(tmp_path):
     prune.on_trial_complete(0, [], SimpleNamespace(checkpoint=None))
     prune.get_state()
     assert prune.pending == []
+
+
+def test_trials_whose_weights_serve_nothing_once_ended_keep_no_checkpoint(tmp_path):
+    # a few-shot select phase: only the dev curve of a cross-validation trial chooses anything
+    prune = PruneEndedTrialCheckpoints(snapshots=1, min_age_s=0.0, keep_latest=False)
+    done, running = trial_with_checkpoints(tmp_path, "done", 3), trial_with_checkpoints(tmp_path, "running", 2)
+    prune.on_trial_complete(0, [], done)
+    (Path(done.path) / "checkpoint_000007").mkdir()  # a retried run's newer checkpoint stays
+    prune.get_state()
+    assert names(done) == ["checkpoint_000007"] and len(names(running)) == 2
+
+
+def test_at_the_end_a_phase_without_use_for_weights_drops_every_completed_trials_checkpoints(tmp_path):
+    ok, failed = trial_with_checkpoints(tmp_path, "ok", 3), trial_with_checkpoints(tmp_path, "failed", 3)
+    grid = [SimpleNamespace(checkpoint=ok.checkpoint, path=ok.path, error=None),
+            SimpleNamespace(checkpoint=failed.checkpoint, path=failed.path, error=RuntimeError("boom"))]
+    prune_checkpoints(grid, keep_latest=False)
+    assert names(ok) == [] and names(failed) == ["checkpoint_000002"]  # a failed trial may be resumed
+    kept = trial_with_checkpoints(tmp_path, "kept", 2)
+    prune_checkpoints([SimpleNamespace(checkpoint=kept.checkpoint, path=kept.path, error=None)])
+    assert names(kept) == ["checkpoint_000001"]
