@@ -11,7 +11,10 @@ shows the end of the run apart from the trials: ``fit()`` builds its ``ResultGri
 ``ExperimentAnalysis`` that reads every trial's results into a pandas DataFrame. Each variant runs in its
 own process, so neither inherits the other's heap.
 
-Usage: python -m bench.tune_memory [--trials 400] [--out bench/results/tune_memory.md]
+``--variants`` adds probes of Tune's logger callbacks (``trim-no-loggers``, ``trim-csv``, ``trim-json``,
+``trim-csv-json``, ``trim-no-tensorboard``: :data:`VARIANTS`); by default the two rows of the table run.
+
+Usage: python -m bench.tune_memory [--trials 400] [--variants plain trim ...] [--out bench/results/tune_memory.md]
 """
 
 from __future__ import annotations
@@ -54,10 +57,14 @@ def trainable(config: dict[str, Any]) -> None:
         tune.report(result)
 
 
-def run_variant(trials: int, trim: bool) -> dict[str, Any]:
-    """One Tuner run in this process; RSS after each ended trial."""
+def run_variant(trials: int, trim: bool, loggers: str = "auto") -> dict[str, Any]:
+    """One Tuner run in this process; RSS after each ended trial. ``loggers``: Tune's automatic CSV, JSON
+    and TensorBoard logger callbacks (``auto``) or CSV and JSON only (``csv-json``, as ``ipt-ray sweep`` runs)."""
+    import os
+
     import ray
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from ipt_ray.sweep.trial_state import TrimEndedTrials
 
@@ -74,6 +81,16 @@ def run_variant(trials: int, trim: bool) -> dict[str, Any]:
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     rss = RssAtTrialEnd()
     callbacks: list[Any] = [rss] + ([TrimEndedTrials(["dev_accuracy_mean"])] if trim else [])
+    if loggers == "csv-json":
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+        callbacks += [CSVLoggerCallback(), JsonLoggerCallback()]
+    elif loggers == "auto-without-tensorboard":  # Tune skips its TensorBoard logger when tensorboardX won't import
+        sys.modules["tensorboardX"] = None  # type: ignore[assignment]
+    elif loggers in ("csv", "json"):
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+        callbacks.append(CSVLoggerCallback() if loggers == "csv" else JsonLoggerCallback())
+    elif loggers == "none":
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     try:
         with tempfile.TemporaryDirectory(prefix="tune-memory-") as storage:
             tuner = tune.Tuner(
@@ -89,7 +106,7 @@ def run_variant(trials: int, trim: bool) -> dict[str, Any]:
     finally:
         ray.shutdown()
     half = len(rss.samples) // 2
-    return {"trim": trim, "trials": trials, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
+    return {"trim": trim, "loggers": loggers, "trials": trials, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
             "rss_after_fit_mb": round(after_fit, 1),
             "slope_kib_per_trial": round(1024 * slope(rss.samples[half:]), 1),
             "python_objects_per_trial": round(slope(rss.python_objects[half:]), 1)}
@@ -100,17 +117,23 @@ def slope(values: list[float]) -> float:
     return float(np.polyfit(np.arange(len(values)), values, 1)[0]) if len(values) >= 2 else float("nan")
 
 
+VARIANTS = {"plain": (False, "auto"), "trim": (True, "auto"), "trim-csv-json": (True, "csv-json"),
+            "trim-no-tensorboard": (True, "auto-without-tensorboard"), "trim-no-loggers": (True, "none"),
+            "trim-csv": (True, "csv"), "trim-json": (True, "json")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=400)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "tune_memory.md"))
-    parser.add_argument("--variant", choices=["plain", "trim"], help=argparse.SUPPRESS)  # one child process
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["plain", "trim"])
+    parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args(argv)
     if args.variant:
-        print(json.dumps(run_variant(args.trials, args.variant == "trim")))
+        print(json.dumps(run_variant(args.trials, *VARIANTS[args.variant])))
         return 0
     rows = []
-    for variant in ("plain", "trim"):
+    for variant in args.variants:
         done = subprocess.run([sys.executable, "-m", "bench.tune_memory", "--trials", str(args.trials),
                                "--variant", variant], capture_output=True, text=True, check=True,
                               cwd=Path(__file__).resolve().parents[1])
@@ -125,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|"]
     for row in rows:
         samples = row["rss_mb"]
-        lines.append(f"| {'TrimEndedTrials' if row['trim'] else 'none'} | {samples[0]} / {samples[len(samples) // 2]} / "
+        callbacks = ("TrimEndedTrials" if row["trim"] else "none") + (
+            "" if row.get("loggers", "auto") == "auto" else f"; loggers: {row['loggers']}")
+        lines.append(f"| {callbacks} | {samples[0]} / {samples[len(samples) // 2]} / "
                      f"{samples[-1]} | {row['slope_kib_per_trial']} | {row['python_objects_per_trial']} | "
                      f"{row['rss_after_fit_mb']} | {row['best']:.4f} |")
     write_results(args.out, lines, {"rows": rows})
