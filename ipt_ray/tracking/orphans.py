@@ -67,7 +67,8 @@ class OrphanRuns:
 
     def _retire_orphans_now(self, known: Sequence[str], tags: Mapping[str, str]) -> int:
         runs = self._search({"ipt.sweep_id": self.sweep_id, "ipt.kind": "trial", **tags})
-        orphans = [run for run in runs if run.data.tags.get("ipt.trial_id") not in set(known)]
+        known_ids = set(known)
+        orphans = [run for run in runs if run.data.tags.get("ipt.trial_id") not in known_ids]
         for run in orphans:
             run_id = run.info.run_id
             self.client.set_tag(run_id, "ipt.status", ORPHANED)
