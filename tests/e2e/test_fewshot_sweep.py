@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 
 from ipt_ray.cli import main
 from ipt_ray.results import display_str, mean_std
 from ipt_ray.sweep.selection import selected_epoch
+from ipt_ray.tracking import SweepTracker
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -108,7 +110,16 @@ def test_fewshot_sweep_runs_select_then_final_under_one_parent(tiny_bert, tmp_pa
     per_seed = ", ".join(f"{v} x{n}" for v, n in sorted(lrs.items(), key=lambda kv: (-kv[1], kv[0])))
     assert "chosen per seed" in printed and f"train.lr {per_seed}" in printed
 
-    # --resume: the finished select phase is not rerun, the final phase is restored: no new runs
+    # runs a killed driver could leave: a final trial Tune's snapshot never held, its config never proposed again
+    ghost = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "fewshot", parent.data.tags["ipt.sweep_id"],
+                         parent.info.run_name)
+    ghost.log_result("ghost", "cfg-ghost", {"train.lr": 0.5}, {"epoch": 1, "dev_accuracy/seed_3": 0.5}, [3],
+                     "prompt_tuning", tags={"ipt.phase": "final"})
+
+    # --resume: the finished select phase is not rerun, the final phase is restored: no new runs, and the
+    # forgotten trial's run is retired (ended, tagged orphaned, deleted)
     assert main(["sweep", str(path), "--resume"]) == 0
     again = client.search_runs([exp.experiment_id], max_results=1000)
     assert Counter(r.data.tags.get("ipt.kind") for r in again) == kinds
+    retired = client.search_runs([exp.experiment_id], "tags.`ipt.trial_id` = 'ghost'", ViewType.DELETED_ONLY)
+    assert [(r.info.status, r.data.tags["ipt.status"]) for r in retired] == [("KILLED", "orphaned")]
