@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -59,9 +60,9 @@ def trainable(config: dict[str, Any]) -> None:
 
 def run_variant(trials: int, trim: bool, loggers: str = "auto") -> dict[str, Any]:
     """One Tuner run in this process; RSS after each ended trial. ``loggers``: Tune's automatic CSV, JSON
-    and TensorBoard logger callbacks (``auto``) or CSV and JSON only (``csv-json``, as ``ipt-ray sweep`` runs)."""
-    import os
-
+    and TensorBoard logger callbacks (``auto``, what ``ipt-ray sweep`` runs), the automatic ones without
+    TensorBoard (``auto-without-tensorboard``), CSV and/or JSON passed explicitly with the automatic ones
+    off (``csv-json``, ``csv``, ``json``), or none (``none``)."""
     import ray
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback

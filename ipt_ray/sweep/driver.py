@@ -202,15 +202,15 @@ def retire_orphan_runs(plan: SweepPlan, grid_result: Any, tracker: SweepTracker,
                        tags: dict[str, str] | None = None) -> None:
     """A resumed sweep's child runs (with ``tags``) of trials its Tune run no longer knows are retired
     (:mod:`ipt_ray.tracking.orphans`). Call it with the trial writes landed (background writer stopped).
-    Tune's results name every trial they hold; should one not say its id, nothing is retired."""
+    Tune's results name every trial they hold; should one not say its id, nothing is retired. The tracker
+    logs what it retired (also when a journal replay does it later)."""
     if not plan.resuming:
         return  # only a killed driver leaves such runs
     known = [(result.metrics or {}).get("trial_id") for result in grid_result]
     if None in known:
         out("warning: a trial of the resumed sweep reported no result: runs of forgotten trials are kept")
         return
-    if retired := tracker.retire_orphans(known, tags):
-        out(f"MLflow: {retired} runs of trials the resumed sweep no longer knows were deleted (ipt.status=orphaned)")
+    tracker.retire_orphans(known, tags)
 
 
 def finish_sweep(plan: SweepPlan, grid_result: Any, tracker: SweepTracker, searcher: Any) -> SweepOutcome:

@@ -26,7 +26,7 @@ def test_a_resumed_sweep_retires_with_every_trial_tune_ran_as_known():
     tracker, lines = RecordingTracker(retired=5), []
     retire_orphan_runs(SimpleNamespace(resuming=True), grid("a", "b"), tracker, lines.append, tags={"ipt.phase": "final"})
     assert tracker.calls == [(["a", "b"], {"ipt.phase": "final"})]
-    assert lines and "5 runs" in lines[0] and "orphaned" in lines[0]
+    assert lines == []  # the tracker logs what it retired
 
 
 def test_a_fresh_sweep_and_a_trial_without_its_id_retire_nothing():
