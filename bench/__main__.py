@@ -148,6 +148,27 @@ def scale_figures(data: dict[str, Any]) -> list[Figure]:
     return out
 
 
+def seed_step_figures(data: dict[str, Any]) -> list[Figure]:
+    from bench.seed_step import TARGET
+
+    med = {name: statistics.median(v) for name, v in data["times"].items()}
+    ratios = sorted(med[m] / med[m.replace(f"{data['seeds']} seeds", "1 seed")] for m in med if m.endswith(" seeds"))
+    where = data["device"]
+    target, met = _ratio(ratios[-1], TARGET if where != "CPU" else None)  # the target is for a GPU
+    return [Figure("seed_step", f"{data['seeds']}-seed batched / 1-seed step, roberta-large bf16 on {where} "
+                   f"({len(ratios)} methods: lowest, median, highest)",
+                   f"{ratios[0]:.2f}, {statistics.median(ratios):.2f}, {ratios[-1]:.2f}", target, met)]
+
+
+def cuda_epoch_figures(data: dict[str, Any]) -> list[Figure]:
+    rows = data["rows"].values()
+    epoch = [min(r["epoch_time_s"]) for r in rows]
+    peak = [r["peak_gpu_gib"] or 0.0 for r in rows]
+    return [Figure("cuda_epoch", f"one full-data RTE epoch of Table 2's config, 5 seeds batched, {data['backbone']} "
+                   f"on {data['device']} ({len(epoch)} methods)", f"{min(epoch):.0f}-{max(epoch):.0f} s, peak "
+                   f"{min(peak):.0f}-{max(peak):.0f} GiB")]
+
+
 @dataclass
 class Benchmark:
     module: str
@@ -172,16 +193,23 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
+# Results that only a CUDA machine makes (`bash bench/gpu_check.sh` there): collected when on file, never run here
+GPU_RESULTS: dict[str, Callable[[Any], list[Figure]]] = {"seed_step": seed_step_figures,
+                                                         "cuda_epoch": cuda_epoch_figures}
+
+
 def collect(ran: dict[str, dict[str, Any]], results: Path = RESULTS) -> tuple[list[str], dict[str, Any]]:
     figures: list[Figure] = []
     summary: dict[str, Any] = {}
-    for name, bench in BENCHMARKS.items():
+    readers = {**{name: (b.figures, f"python -m bench --only {name}") for name, b in BENCHMARKS.items()},
+               **{name: (read, "bash bench/gpu_check.sh (on a CUDA machine)") for name, read in GPU_RESULTS.items()}}
+    for name, (read, command) in readers.items():
         raw = results / f"{name}.json"
         if not raw.exists():
             continue
-        found = bench.figures(json.loads(raw.read_text()))
+        found = read(json.loads(raw.read_text()))
         figures += found
-        summary[name] = {"details": f"bench/{results.name}/{name}.md", "command": f"python -m bench --only {name}",
+        summary[name] = {"details": f"bench/{results.name}/{name}.md", "command": command,
                          **ran.get(name, {}), "figures": [asdict(f) for f in found]}
     lines = ["| benchmark | figure | value | target | met |", "|---|---|---|---|---|"]
     for f in figures:

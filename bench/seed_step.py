@@ -9,8 +9,12 @@ seed, round-robin, with CUDA synchronised around every step. Target on a GPU (ro
 Offline machines have no roberta-large weights; ``--random-init`` builds the same architecture from
 its configuration (step time does not depend on the weights' values).
 
+``--profile`` adds, per step, the time the GPU spent in kernels (torch.profiler, summed over kernels):
+a step whose wall time is well above its kernel time waits on the CPU that launches the kernels, not on
+the GPU.
+
 Usage: python -m bench.seed_step [--backbone roberta-large] [--random-init] [--seeds 5] [--rounds 20]
-                                 [--out bench/results/seed_step.md]
+                                 [--profile] [--out bench/results/seed_step.md]
 """
 
 from __future__ import annotations
@@ -74,6 +78,18 @@ def seed_group_step(backbone: Backbone, method: dict, seeds: int, k: int, batche
     return step
 
 
+def kernel_ms(step: Callable[[], None], calls: int = 5) -> float:
+    """Milliseconds of GPU kernel time per call of ``step`` (summed over kernels; overlap is rare here)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            step()
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    return sum(e.time_range.elapsed_us() for e in kernels) / 1000 / calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backbone", default="roberta-large")
@@ -84,6 +100,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--profile", action="store_true", help="also the GPU kernel time per step (CUDA only)")
     parser.add_argument("--out", default="bench/results/seed_step.md")
     args = parser.parse_args()
 
@@ -102,16 +119,20 @@ def main() -> None:
 
     times = round_robin(cases, args.rounds, warmup=3, sync=torch.cuda.synchronize if device.type == "cuda" else None)
     med = {name: statistics.median(v) for name, v in times.items()}
+    profiled = args.profile and device.type == "cuda"
+    kernels = {name: kernel_ms(step) for name, step in cases.items()} if profiled else {}
     where = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     lines = [f"{backbone.name} on {where}, {'bf16 autocast' if autocast else 'fp32'}, {args.batch} x {args.length} "
              f"tokens per seed, k={args.k}, batched execution, median of {args.rounds} round-robin steps.", "",
-             f"| method | 1 seed (ms) | {args.seeds} seeds (ms) | ratio | target |", "|---|---|---|---|---|"]
+             f"| method | 1 seed (ms) | {args.seeds} seeds (ms) | ratio | target |"
+             + (" GPU kernels, 1 / 5 seeds (ms) |" if profiled else ""), "|---|---|---|---|---|" + ("---|" if profiled else "")]
     for name in args.methods:
         one, many = med[f"{name}, 1 seed"], med[f"{name}, {args.seeds} seeds"]
         ratio = many / one
         verdict = f"<= {TARGET:.1f} {'ok' if ratio <= TARGET else 'MISSED'}" if device.type == "cuda" else "GPU only"
-        lines.append(f"| {name} | {one * 1000:.1f} | {many * 1000:.1f} | {ratio:.2f} | {verdict} |")
-    write_results(args.out, lines, {"device": where, "seeds": args.seeds, "times": times})
+        busy = (f" {kernels[f'{name}, 1 seed']:.1f} / {kernels[f'{name}, {args.seeds} seeds']:.1f} |" if profiled else "")
+        lines.append(f"| {name} | {one * 1000:.1f} | {many * 1000:.1f} | {ratio:.2f} | {verdict} |{busy}")
+    write_results(args.out, lines, {"device": where, "seeds": args.seeds, "times": times, "kernel_ms": kernels})
 
 
 if __name__ == "__main__":
