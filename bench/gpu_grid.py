@@ -48,12 +48,22 @@ def run_grid(paths: list[str], overrides: list[str], out: Path, run_dir: Path) -
                 continue  # a rerun after a cut-short run goes on where it stopped
             epochs: list[dict[str, Any]] = []
             started = time.perf_counter()
-            result = run_local(cfg, run_dir=run_dir / f"{len(done)}", report_fn=lambda m, _c: epochs.append(dict(m)))
-            done.append({"config": path, "point": point, "method": label, "lr": cfg.train.lr, "seeds": cfg.train.seeds,
-                         "task": cfg.task.name, "protocol": cfg.task.protocol, "epochs": epochs,
-                         "trainable_pct": result["trainable_pct"], "wall_s": time.perf_counter() - started,
-                         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"})
+            record = {"config": path, "point": point, "method": label, "lr": cfg.train.lr, "seeds": cfg.train.seeds,
+                      "task": cfg.task.name, "protocol": cfg.task.protocol, "epochs": epochs,
+                      "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"}
+            try:
+                result = run_local(cfg, run_dir=run_dir / f"{len(done)}", report_fn=lambda m, _c: epochs.append(dict(m)))
+                record["trainable_pct"] = result["trainable_pct"]
+            except Exception as err:  # noqa: BLE001 - one config's failure (out of memory, say) is its row, not the end
+                record["error"] = f"{type(err).__name__}: {err}"
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            record["wall_s"] = time.perf_counter() - started
+            done.append(record)
             out.write_text(json.dumps(done, indent=1))
+            if "error" in record:
+                print(f"{label} lr={cfg.train.lr:g}: FAILED after {len(epochs)} epochs: {record['error']}", flush=True)
+                continue
             best = max(epochs, key=lambda e: e["dev_accuracy_mean"])
             print(f"{label} lr={cfg.train.lr:g}: best epoch {best['epoch']} dev {best['dev_accuracy_mean']:.4f} "
                   f"test {best.get('test_accuracy_mean', float('nan')):.4f} ({done[-1]['wall_s']:.0f}s)", flush=True)
@@ -82,7 +92,7 @@ def seed_values(choice: dict[str, Any], split: str, metric: str = "accuracy") ->
 def report(rows: list[dict[str, Any]]) -> list[str]:
     from ipt_ray.report.significance import welch
 
-    picks = chosen(rows)
+    picks = chosen([r for r in rows if "error" not in r])  # a failed config's epochs before it failed do not count
     split = "test" if all("test_accuracy_mean" in c["epoch"] for c in picks.values()) else "dev"
     lines = [f"| method | lr (dev-chosen) | epoch (dev-chosen) | dev | {split} | vs base ({split}, Welch p) |",
              "|---|---|---|---|---|---|"]
@@ -95,6 +105,7 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
         dev, test = seed_values(c, "dev"), seed_values(c, split)
         lines.append(f"| {label} | {c['lr']:g} | {c['epoch']['epoch']} | {fmean(dev) * 100:.1f} +- {stdev(dev) * 100:.1f} | "
                      f"{fmean(test) * 100:.1f} +- {stdev(test) * 100:.1f} | {versus} |")
+    lines += [f"| {r['method']} | {r['lr']:g} | failed: {r['error'][:120]} | | | |" for r in rows if "error" in r]
     return lines
 
 

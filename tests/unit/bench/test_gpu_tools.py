@@ -54,15 +54,24 @@ def row(method, lr, dev_by_epoch, test_by_epoch, injection="input", strategy=Non
 def test_the_report_takes_test_at_the_lr_and_epoch_dev_chose_and_tests_ipt_against_its_base():
     rows = [
         row("Prompt Tuning", 0.01, [[.5, .5, .5], [.6, .6, .6]], [[.5, .5, .5], [.55, .56, .57]], strategy="prompt_tuning"),
-        row("Prompt Tuning", 0.03, [[.7, .7, .7], [.5, .5, .5]], [[.9, .9, .9], [.5, .5, .5]], strategy="prompt_tuning"),
+        row("Prompt Tuning", 0.03, [[.7, .7, .7], [.5, .5, .5]], [[.88, .9, .92], [.5, .5, .5]], strategy="prompt_tuning"),
         row("PT + Random IPT", 0.01, [[.8, .8, .8]], [[.60, .62, .64]], strategy="random_ipt"),
     ]
     lines = report(rows)
     assert lines[0].startswith("| method | lr (dev-chosen) | epoch (dev-chosen) | dev | test |")
     by_method = {line.split(" | ")[0].strip("| "): line for line in lines[2:]}
     # Prompt Tuning: dev 0.7 at lr 0.03, epoch 1, whose test (90.0) is reported; never the best test
-    assert "| 0.03 | 1 | 70.0 +- 0.0 | 90.0 +- 0.0 |" in by_method["Prompt Tuning"]
+    assert "| 0.03 | 1 | 70.0 +- 0.0 | 90.0 +- 2.0 |" in by_method["Prompt Tuning"]
     assert "-28.0 vs Prompt Tuning (p = 0.00)" in by_method["PT + Random IPT"]
+
+
+def test_a_failed_config_is_listed_and_its_epochs_before_the_failure_choose_nothing():
+    good = row("Prompt Tuning", 0.01, [[.6, .6, .6]], [[.5, .5, .5]], strategy="prompt_tuning")
+    failed = {**row("Prompt Tuning", 0.03, [[.9, .9, .9]], [[.9, .9, .9]], strategy="prompt_tuning"),
+              "error": "OutOfMemoryError: CUDA out of memory"}
+    lines = report([good, failed])
+    assert "| Prompt Tuning | 0.01 | 1 | 60.0 +- 0.0 | 50.0 +- 0.0 | - |" in lines
+    assert lines[-1].startswith("| Prompt Tuning | 0.03 | failed: OutOfMemoryError")
 
 
 def test_the_seed_step_figure_is_the_range_of_ratios_and_misses_when_any_method_does():
