@@ -7,7 +7,8 @@ experiment snapshot. This project's results carry ~50 numeric keys (per-seed met
 their means and stds): measured with tracemalloc, ~148 KiB per trial, ~72 MB of driver memory at 500
 trials (``bench/results/scale.md``). Only Tune's best-trial lookup (``ExperimentAnalysis``) reads that
 analysis, and only for the sweep's metric, so an ended trial keeps the sweep metric's and nothing else.
-Results, ``progress.csv``, ``result.json``, checkpoints and ``Trial.last_result`` are untouched.
+Results, checkpoints and ``Trial.last_result`` are untouched. A plain sweep runs without Tune's per-trial
+file loggers (:func:`without_trial_file_loggers`); a few-shot sweep keeps them.
 
 Checkpoints: every one is kept while a trial runs (``driver.new_tuner`` says why); an ended trial keeps
 only its latest, once the experiment snapshot a resume would read can no longer name an older one
@@ -16,15 +17,48 @@ only its latest, once the experiment snapshot a resume would read can no longer 
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ray.tune import Callback
 
 CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)$")
+
+
+AUTO_LOGGERS_OFF = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+RESULT_FILES_LOGGER = "ray.tune.analysis.experiment_analysis"
+
+
+@contextmanager
+def without_trial_file_loggers() -> Iterator[None]:
+    """Tune's automatic per-trial CSV, JSON and TensorBoard loggers off while a sweep's ``fit()`` runs.
+
+    Why: they cost about half of the driver's memory growth per ended trial (~25-40 of ~55-71 KiB;
+    ``bench/results/tune_memory.md``), and a plain sweep reads nothing they write: MLflow holds every
+    epoch of every seed, and the summary is built from each trial's last result. The few-shot sweep keeps
+    them: its selection reads each trial's curve from them (``Result.metrics_dataframe``). Without the files
+    Tune's ``ResultGrid`` cannot build each trial's DataFrame and logs one warning naming every trial;
+    that warning says nothing here, so it is silenced while ``fit()`` runs (Tune's errors still show).
+    """
+    previous = os.environ.get(AUTO_LOGGERS_OFF)
+    analysis_log = logging.getLogger(RESULT_FILES_LOGGER)
+    level = analysis_log.level
+    os.environ[AUTO_LOGGERS_OFF] = "1"  # read by Tune when fit() builds its callbacks
+    analysis_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        analysis_log.setLevel(level)
+        if previous is None:
+            os.environ.pop(AUTO_LOGGERS_OFF, None)
+        else:
+            os.environ[AUTO_LOGGERS_OFF] = previous
 
 
 class TrimEndedTrials(Callback):

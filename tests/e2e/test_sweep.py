@@ -90,6 +90,10 @@ def test_sweep_logs_one_parent_one_child_per_config_seed_and_one_aggregate(tiny_
     assert list(on_disk.at_completion.values()) == [["checkpoint_000000", "checkpoint_000001"]] * 2
     kept = sorted(p.name for p in (tmp_path / "runs" / "sweeps" / out["name"]).glob("*/checkpoint_*"))
     assert kept == ["checkpoint_000001"] * 2
+    # Tune's per-trial file loggers were off (driver memory) and are on again for whatever runs next
+    trial_files = {p.name for p in (tmp_path / "runs" / "sweeps" / out["name"]).glob("*/*") if p.is_file()}
+    assert not trial_files & {"result.json", "progress.csv", "params.json"}
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
     printed = capsys.readouterr().out
     assert "★" in printed and "mlflow ui --backend-store-uri sqlite:///" in printed
     # `ipt-ray report` rebuilds the same table from MLflow alone

@@ -1,12 +1,17 @@
-"""TrimEndedTrials: an ended trial keeps Tune's running statistics of the sweep metric only."""
+"""What the driver keeps of a trial: TrimEndedTrials (an ended trial keeps Tune's running statistics of the
+sweep metric only) and a sweep's fit() without Tune's per-trial file loggers."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 
+import pytest
 from ray.tune.experiment import Trial
+from ray.tune.utils.callback import _create_default_callbacks
 
-from ipt_ray.sweep.trial_state import TrimEndedTrials
+from ipt_ray.sweep.trial_state import AUTO_LOGGERS_OFF, RESULT_FILES_LOGGER, TrimEndedTrials, without_trial_file_loggers
 
 
 def result(epoch: int) -> dict[str, float]:
@@ -40,3 +45,22 @@ def test_a_failed_trial_is_trimmed_too_and_anything_without_tune_state_is_left_a
     TrimEndedTrials(["dev_accuracy_mean"]).on_trial_error(0, [trial], trial)
     assert set(trial.metric_analysis) == {"dev_accuracy_mean"}
     TrimEndedTrials(["dev_accuracy_mean"]).trim(object())  # no run_metadata: nothing to do, no error
+
+
+def logger_callbacks() -> list[str]:
+    return [type(c).__name__ for c in _create_default_callbacks([]) if "Logger" in type(c).__name__]
+
+
+@pytest.mark.parametrize("before", [None, "0"])
+def test_a_sweep_fits_without_tunes_file_loggers_and_leaves_the_setting_as_it_found_it(before, monkeypatch):
+    if before is None:
+        monkeypatch.delenv(AUTO_LOGGERS_OFF, raising=False)
+    else:
+        monkeypatch.setenv(AUTO_LOGGERS_OFF, before)
+    assert logger_callbacks()  # Tune's CSV / JSON (/ TensorBoard) loggers by default
+    level = logging.getLogger(RESULT_FILES_LOGGER).level
+    with without_trial_file_loggers():
+        assert logger_callbacks() == []  # what Tune builds when fit() starts
+        assert logging.getLogger(RESULT_FILES_LOGGER).level == logging.ERROR
+    assert os.environ.get(AUTO_LOGGERS_OFF) == before and logger_callbacks()
+    assert logging.getLogger(RESULT_FILES_LOGGER).level == level
