@@ -125,7 +125,7 @@ def main() -> None:
     lines = [f"{backbone.name} on {where}, {'bf16 autocast' if autocast else 'fp32'}, {args.batch} x {args.length} "
              f"tokens per seed, k={args.k}, batched execution, median of {args.rounds} round-robin steps.", "",
              f"| method | 1 seed (ms) | {args.seeds} seeds (ms) | ratio | target |"
-             + (" GPU kernels, 1 / 5 seeds (ms) |" if profiled else ""), "|---|---|---|---|---|" + ("---|" if profiled else "")]
+             + (f" GPU kernels, 1 / {args.seeds} seeds (ms) |" if profiled else ""), "|---|---|---|---|---|" + ("---|" if profiled else "")]
     for name in args.methods:
         one, many = med[f"{name}, 1 seed"], med[f"{name}, {args.seeds} seeds"]
         ratio = many / one

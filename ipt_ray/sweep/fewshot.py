@@ -39,11 +39,13 @@ from ipt_ray.sweep.selection import (CV_FOLD, DATA_SEED, Choice, TrialCurve, cho
                                      choices_to_json, choose_hyper, crossed, few_shot_keys, final_points, final_results,
                                      final_runs, phase_config_id, select_points, trial_curves)
 from ipt_ray.sweep.trial import ipt_trial
-from ipt_ray.sweep.trial_state import PruneEndedTrialCheckpoints, TrimEndedTrials
+from ipt_ray.sweep.trial_state import (EpochCurves, PruneEndedTrialCheckpoints, TrimEndedTrials, read_curves,
+                                      without_trial_file_loggers)
 from ipt_ray.tracking import CHOSEN_TAG, SweepTracker
 from ipt_ray.tracking.callback import MlflowTrackingCallback
 
 SELECTION_FILE = "fewshot_selection.json"
+CURVES_FILE = "curves.jsonl"  # per phase: every trial's per-epoch dev and test values (EpochCurves)
 
 
 def run_fewshot_sweep(cfg: ExperimentConfig, config_path: Path, resume: bool | str = False,
@@ -66,8 +68,7 @@ def run_fewshot_sweep(cfg: ExperimentConfig, config_path: Path, resume: bool | s
                 grid = run_phase(plan, "select", select_points(cfg), tracker, out, callbacks, share)
                 grids.append(grid)
                 order = crossed(cfg.sweep.search_space, hyper)
-                choices = choose_hyper(trial_curves(grid, cfg.sweep.metric, cfg.train.epochs), compare, hyper,
-                                       cfg.sweep.mode, order)
+                choices = choose_hyper(phase_curves(plan, "select", grid), compare, hyper, cfg.sweep.mode, order)
             else:  # nothing to choose: no cross validation to run
                 choices = [Choice(g, s, {}, float("nan"), 0) for g in crossed(cfg.sweep.search_space, compare)
                            for s in cfg.sweep.few_shot.data_seeds]
@@ -162,7 +163,8 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
         adapters_dir=phase_dir / "adapters" if phase == "final" else None,
         discard_dir=phase_dir / "adapters" if phase == "select" else None, tags_of=phase_tags(phase), params_of=phase_params(compare) if phase == "final" else None)
     # A select trial's weights serve nothing once it has ended (its dev curve chooses): no checkpoint kept.
-    callbacks = [callback, *(extra_callbacks or []), PruneEndedTrialCheckpoints(keep_latest=phase != "select"),
+    callbacks = [callback, *(extra_callbacks or []), EpochCurves(phase_dir / CURVES_FILE, cfg.sweep.metric),
+                 PruneEndedTrialCheckpoints(keep_latest=phase != "select"),
                  TrimEndedTrials([plan.target])]  # last: see driver.run_sweep
     if plan.resuming and tune.Tuner.can_restore(str(phase_dir)):
         out(f"resuming few-shot phase {phase} of {plan.name} from {phase_dir}")
@@ -183,7 +185,8 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
                 failure_config=tune.FailureConfig(max_failures=cfg.cluster.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # why: driver.new_tuner
                 verbose=1))
-    grid = tuner.fit()
+    with without_trial_file_loggers():  # the curves are in CURVES_FILE; Tune's files cost driver memory
+        grid = tuner.fit()
     prune_checkpoints(grid, keep_latest=phase != "select")
     if plan.resuming:  # the phase's trial writes land first (adopted runs are not orphans)
         tracker.stop_background()
@@ -192,12 +195,18 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
     return grid
 
 
+def phase_curves(plan: SweepPlan, phase: str, grid: Any) -> list[TrialCurve]:
+    """The phase's trial curves of the sweep metric, read from the phase's CURVES_FILE."""
+    history = read_curves(plan.sweep_dir / phase / CURVES_FILE)
+    return trial_curves(grid, plan.cfg.sweep.metric, plan.cfg.train.epochs, history)
+
+
 def finish_fewshot(plan: SweepPlan, final_grid: Any, choices: Sequence[Choice], compare: Sequence[str],
                    tracker: SweepTracker) -> SweepOutcome:
     """Each final run's values at its dev-selected epoch into its child run; the aggregate (test mean ± std
     over data seeds per group), the selection files and the parent's tags; the parent closed."""
     cfg = plan.cfg
-    curves = trial_curves(final_grid, cfg.sweep.metric, cfg.train.epochs)
+    curves = phase_curves(plan, "final", final_grid)
     log_selected_values(tracker, curves, choices, compare, cfg.sweep.metric, cfg.sweep.mode)
     chosen = {(c.group_id, c.data_seed): c.hyper for c in choices}
     summary = aggregate(final_results(curves, compare, cfg.sweep.mode, chosen), cfg.sweep.metric, cfg.sweep.mode)

@@ -118,8 +118,11 @@ def selected_epoch(dev: dict[int, float], mode: Mode) -> int | None:
     return next(e for e, v in finite if v == best)
 
 
-def trial_curves(result_grid: Iterable[Any], metric: str, max_epochs: int) -> list[TrialCurve]:
-    """The curves of a ``ResultGrid``'s trials (each result's ``metrics_dataframe``: every epoch it reported).
+def trial_curves(result_grid: Iterable[Any], metric: str, max_epochs: int,
+                 history: Mapping[str, list[dict[str, Any]]] | None = None) -> list[TrialCurve]:
+    """The curves of a ``ResultGrid``'s trials: every epoch each reported, from ``history`` (trial id -> rows,
+    ``trial_state.read_curves``), else from the result's ``metrics_dataframe`` (Tune's per-trial files, as
+    a sweep started before those files were turned off has them), else its last result alone.
 
     Status: ``failed`` with an error or no report; ``completed`` when it reached ``max_epochs``;
     ``early_stopped`` otherwise (its curve still counts up to where it stopped).
@@ -131,7 +134,12 @@ def trial_curves(result_grid: Iterable[Any], metric: str, max_epochs: int) -> li
         seed = config.get(DATA_SEED)
         trial_id = str(metrics.get("trial_id") or "?")
         frame = getattr(res, "metrics_dataframe", None)
-        rows = frame.to_dict("records") if frame is not None else ([metrics] if metrics else [])
+        if history and trial_id in history:
+            rows = history[trial_id]
+        elif frame is not None and len(frame):
+            rows = frame.to_dict("records")
+        else:
+            rows = [metrics] if metrics else []
         dev_col, test_col = f"{dev_key(metric)}/seed_{seed}", f"{split_key(metric)}/seed_{seed}"
         dev = {result_epoch(r): to_float(r.get(dev_col)) for r in rows}
         test = {result_epoch(r): to_float(r.get(test_col)) for r in rows if test_col in r}

@@ -7,8 +7,9 @@ experiment snapshot. This project's results carry ~50 numeric keys (per-seed met
 their means and stds): measured with tracemalloc, ~148 KiB per trial, ~72 MB of driver memory at 500
 trials (``bench/results/scale.md``). Only Tune's best-trial lookup (``ExperimentAnalysis``) reads that
 analysis, and only for the sweep's metric, so an ended trial keeps the sweep metric's and nothing else.
-Results, checkpoints and ``Trial.last_result`` are untouched. A plain sweep runs without Tune's per-trial
-file loggers (:func:`without_trial_file_loggers`); a few-shot sweep keeps them.
+Results, checkpoints and ``Trial.last_result`` are untouched. A sweep runs without Tune's per-trial file
+loggers (:func:`without_trial_file_loggers`); the few-shot selection reads each trial's curve of the sweep
+metric from a small file of its own instead (:class:`EpochCurves`).
 
 Checkpoints: every one is kept while a trial runs (``driver.new_tuner`` says why); an ended trial keeps
 only its latest, once the experiment snapshot a resume would read can no longer name an older one
@@ -17,6 +18,7 @@ only its latest, once the experiment snapshot a resume would read can no longer 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ray.tune import Callback
+
+from ipt_ray.results import dev_key, result_epoch, split_key
 
 CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)$")
 
@@ -40,9 +44,9 @@ def without_trial_file_loggers() -> Iterator[None]:
     """Tune's automatic per-trial CSV, JSON and TensorBoard loggers off while a sweep's ``fit()`` runs.
 
     Why: they cost about half of the driver's memory growth per ended trial (~25-40 of ~55-71 KiB;
-    ``bench/results/tune_memory.md``), and a plain sweep reads nothing they write: MLflow holds every
-    epoch of every seed, and the summary is built from each trial's last result. The few-shot sweep keeps
-    them: its selection reads each trial's curve from them (``Result.metrics_dataframe``). Without the files
+    ``bench/results/tune_memory.md``), and nothing reads what they write: MLflow holds every epoch of every
+    seed, the summary is built from each trial's last result, and the few-shot selection reads the curves
+    :class:`EpochCurves` writes (``Result.metrics_dataframe`` is empty without the loggers). Without the files
     Tune's ``ResultGrid`` cannot build each trial's DataFrame and logs one warning naming every trial;
     that warning says nothing here, so it is silenced while ``fit()`` runs (Tune's errors still show).
     """
@@ -59,6 +63,40 @@ def without_trial_file_loggers() -> Iterator[None]:
             os.environ.pop(AUTO_LOGGERS_OFF, None)
         else:
             os.environ[AUTO_LOGGERS_OFF] = previous
+
+
+class EpochCurves(Callback):
+    """Every result's epoch and per-seed dev and test values of ``metric``, one JSON line each, appended to
+    ``path`` as Tune reports them: the curves the few-shot selection reads (:func:`read_curves`), a few
+    hundred bytes per epoch on disk rather than Tune's per-trial files and their cost in driver memory.
+    A resumed phase appends to the same file."""
+
+    def __init__(self, path: Path, metric: str) -> None:
+        self.path = Path(path)
+        self.prefixes = (f"{dev_key(metric)}/", f"{split_key(metric)}/")
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        row = {k: v for k, v in result.items() if k in ("epoch", "training_iteration") or k.startswith(self.prefixes)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps({"trial_id": trial.trial_id, **row}) + "\n")
+
+
+def read_curves(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Trial id -> its rows from :class:`EpochCurves`' file, by epoch; the latest line of an epoch wins (a
+    trial restarted from its checkpoint reports the epochs after it again). Empty without the file. A line
+    cut short (a driver killed while writing it) is skipped, and that epoch is missing from its curve, as it
+    would be from a ``result.json`` torn the same way."""
+    by_trial: dict[str, dict[int, dict[str, Any]]] = {}
+    lines = Path(path).read_text().splitlines() if Path(path).is_file() else []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        by_trial.setdefault(row.pop("trial_id"), {})[result_epoch(row)] = row
+    return {trial: [rows[e] for e in sorted(rows)] for trial, rows in by_trial.items()}
 
 
 class TrimEndedTrials(Callback):

@@ -52,6 +52,9 @@ def test_fewshot_sweep_runs_select_then_final_under_one_parent(tiny_bert, tmp_pa
     kept = {phase: sorted(len(list(t.glob("checkpoint_*"))) for t in (sweep_dir / phase).glob("ipt_trial_*"))
             for phase in ("select", "final")}
     assert kept == {"select": [0] * 8, "final": [1, 1]}
+    for phase in ("select", "final"):  # the curves come from the phase's own file: Tune's per-trial files are off
+        assert (sweep_dir / phase / "curves.jsonl").is_file()
+        assert not list((sweep_dir / phase).glob("ipt_trial_*/result.json"))
     assert kinds == {"parent": 1, "trial": 2 * 2 * 2 + 2, "aggregate": 1}  # lrs x data seeds x folds, then final
     parent = next(r for r in runs if r.data.tags["ipt.kind"] == "parent")
     children = [r for r in runs if r.data.tags["ipt.kind"] != "parent"]

@@ -1,17 +1,19 @@
 """What the driver keeps of a trial: TrimEndedTrials (an ended trial keeps Tune's running statistics of the
-sweep metric only) and a sweep's fit() without Tune's per-trial file loggers."""
+sweep metric only), a sweep's fit() without Tune's per-trial file loggers, and the curves kept instead."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from types import SimpleNamespace
 
 import pytest
 from ray.tune.experiment import Trial
 from ray.tune.utils.callback import _create_default_callbacks
 
-from ipt_ray.sweep.trial_state import AUTO_LOGGERS_OFF, RESULT_FILES_LOGGER, TrimEndedTrials, without_trial_file_loggers
+from ipt_ray.sweep.trial_state import (AUTO_LOGGERS_OFF, RESULT_FILES_LOGGER, EpochCurves, TrimEndedTrials, read_curves,
+                                      without_trial_file_loggers)
 
 
 def result(epoch: int) -> dict[str, float]:
@@ -64,3 +66,39 @@ def test_a_sweep_fits_without_tunes_file_loggers_and_leaves_the_setting_as_it_fo
         assert logging.getLogger(RESULT_FILES_LOGGER).level == logging.ERROR
     assert os.environ.get(AUTO_LOGGERS_OFF) == before and logger_callbacks()
     assert logging.getLogger(RESULT_FILES_LOGGER).level == level
+
+
+def test_epoch_curves_keep_each_trials_metric_per_epoch_and_the_latest_report_of_an_epoch_wins(tmp_path):
+    path = tmp_path / "select" / "curves.jsonl"
+    curves = EpochCurves(path, "accuracy")
+    one, two = Trial("ipt_trial", config={}, stub=True), Trial("ipt_trial", config={}, stub=True)
+    report = {"epoch": 1, "dev_accuracy/seed_3": 0.5, "test_accuracy/seed_3": 0.4, "dev_loss/seed_3": 0.9,
+              "dev_accuracy_mean": 0.5, "time_total_s": 1.0}
+    curves.on_trial_result(0, [], one, report)
+    curves.on_trial_result(0, [], two, {**report, "dev_accuracy/seed_3": 0.6})
+    curves.on_trial_result(0, [], one, {**report, "epoch": 2, "dev_accuracy/seed_3": 0.7})
+    curves.on_trial_result(0, [], one, {**report, "epoch": 2, "dev_accuracy/seed_3": 0.8})  # resumed: again
+    with path.open("a") as f:
+        f.write('{"trial_id": "' + one.trial_id + '", "epoch": 3, "dev_acc')  # a driver killed mid-line
+    history = read_curves(path)
+    assert history[one.trial_id] == [{"epoch": 1, "dev_accuracy/seed_3": 0.5, "test_accuracy/seed_3": 0.4},
+                                     {"epoch": 2, "dev_accuracy/seed_3": 0.8, "test_accuracy/seed_3": 0.4}]
+    assert [r["dev_accuracy/seed_3"] for r in history[two.trial_id]] == [0.6]
+    assert read_curves(tmp_path / "none.jsonl") == {}
+
+
+def test_trial_curves_read_the_history_then_tunes_files_then_the_last_result():
+    import pandas as pd
+
+    from ipt_ray.sweep.selection import DATA_SEED, trial_curves
+
+    def result(trial_id, frame):
+        return SimpleNamespace(config={DATA_SEED: 0}, error=None, metrics_dataframe=frame,
+                               metrics={"trial_id": trial_id, "epoch": 2, "dev_accuracy/seed_0": 0.2})
+
+    rows = [{"epoch": 1, "dev_accuracy/seed_0": 0.6}, {"epoch": 2, "dev_accuracy/seed_0": 0.5}]
+    grid = [result("a", pd.DataFrame()), result("b", pd.DataFrame(rows)), result("c", pd.DataFrame())]
+    curves = {c.trial_id: c for c in trial_curves(grid, "accuracy", 2, history={"a": rows})}
+    assert curves["a"].dev == {1: 0.6, 2: 0.5} and curves["a"].status == "completed"
+    assert curves["b"].dev == {1: 0.6, 2: 0.5}  # a sweep from before: Tune's result.json
+    assert curves["c"].dev == {2: 0.2}  # neither: its last result alone
