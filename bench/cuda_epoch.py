@@ -123,10 +123,12 @@ def main() -> None:
     warmup = epoch_config(backbone, args.task, METHODS[args.methods[0]], 1, 64, Path(args.run_dir))
     run_local(warmup, run_dir=Path(args.run_dir) / "warmup")
     rows: dict[str, dict[str, Any]] = {}
+    examples = None  # the same task and subsample for every method: counted once
     for label in args.methods:
         cfg = epoch_config(backbone, args.task, METHODS[label], args.epochs, args.max_train_samples, Path(args.run_dir))
+        examples = examples or len(load_splits(cfg.task)[1]["train"])
         row = measure(cfg, Path(args.run_dir) / label.replace(" ", "_").replace("+", "plus"))
-        row.update(examples=len(load_splits(cfg.task)[1]["train"]), seeds=len(cfg.train.seeds))
+        row.update(examples=examples, seeds=len(cfg.train.seeds))
         rows[label] = row
         print(label, row, flush=True)
 

@@ -9,12 +9,7 @@
 # 2.50.5, annotated_types 0.8.0, typing_inspection 0.4.5, typing_extensions 4.16.0, datasets 5.2.0, dill 0.4.1,
 # multiprocess 0.70.19 and transformers 5.23.0 (the image's 5.17.0 also passes the prompt, model and train
 # unit tests here, with huggingface_hub 1.33.0).
-set -uo pipefail
-out=${OUT:-bench/results}
-mkdir -p "$out"
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-exec > >(tee "$out/gpu_check.log") 2>&1
-date -u
+source "$(dirname "$0")/_gpu_env.sh" gpu_check.log  # sets $out
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
 python3 -c "import torch, transformers, datasets, pydantic, pyarrow; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
 '| transformers', transformers.__version__, '| datasets', datasets.__version__, '| pyarrow', pyarrow.__version__)"

@@ -5,12 +5,7 @@
 # fp16 (.gpucarry/minilm/model-fp16.safetensors: the fp32 file is over the upload limit) and are widened
 # to fp32 here (hidden states then differ from the original by < 1%: 0.0028 at a mean magnitude of 0.32).
 # Results go to $OUT (else bench/results); each step has its own time limit.
-set -uo pipefail
-out=${OUT:-bench/results}
-mkdir -p "$out"
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-exec > >(tee "$out/gpu_rte_minilm.log") 2>&1
-date -u
+source "$(dirname "$0")/_gpu_env.sh" gpu_rte_minilm.log  # sets $out
 python3 - <<'PY'
 import shutil
 from safetensors.torch import load_file, save_file

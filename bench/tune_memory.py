@@ -60,14 +60,15 @@ def trainable(config: dict[str, Any]) -> None:
 
 def run_variant(trials: int, trim: bool, loggers: str = "auto") -> dict[str, Any]:
     """One Tuner run in this process; RSS after each ended trial. ``loggers``: Tune's automatic CSV, JSON
-    and TensorBoard logger callbacks (``auto``, what ``ipt-ray sweep`` runs), the automatic ones without
+    and TensorBoard logger callbacks (``auto``, Tune's default; ``ipt-ray sweep`` runs ``none`` since
+    2026-12-04: ``trial_state.without_trial_file_loggers``), the automatic ones without
     TensorBoard (``auto-without-tensorboard``), CSV and/or JSON passed explicitly with the automatic ones
     off (``csv-json``, ``csv``, ``json``), or none (``none``)."""
     import ray
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from ipt_ray.sweep.trial_state import TrimEndedTrials
+    from ipt_ray.sweep.trial_state import AUTO_LOGGERS_OFF, TrimEndedTrials
 
     class RssAtTrialEnd(tune.Callback):
         def __init__(self) -> None:
@@ -82,16 +83,13 @@ def run_variant(trials: int, trim: bool, loggers: str = "auto") -> dict[str, Any
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     rss = RssAtTrialEnd()
     callbacks: list[Any] = [rss] + ([TrimEndedTrials(["dev_accuracy_mean"])] if trim else [])
-    if loggers == "csv-json":
-        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-        callbacks += [CSVLoggerCallback(), JsonLoggerCallback()]
+    explicit = {"csv-json": [CSVLoggerCallback, JsonLoggerCallback], "csv": [CSVLoggerCallback],
+                "json": [JsonLoggerCallback], "none": []}
+    if loggers in explicit:
+        os.environ[AUTO_LOGGERS_OFF] = "1"  # one child process per variant: nothing to restore
+        callbacks += [logger() for logger in explicit[loggers]]
     elif loggers == "auto-without-tensorboard":  # Tune skips its TensorBoard logger when tensorboardX won't import
         sys.modules["tensorboardX"] = None  # type: ignore[assignment]
-    elif loggers in ("csv", "json"):
-        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-        callbacks.append(CSVLoggerCallback() if loggers == "csv" else JsonLoggerCallback())
-    elif loggers == "none":
-        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     try:
         with tempfile.TemporaryDirectory(prefix="tune-memory-") as storage:
             tuner = tune.Tuner(
