@@ -61,7 +61,7 @@ def trainable(config: dict[str, Any]) -> None:
 def run_variant(trials: int, trim: bool, loggers: str = "auto") -> dict[str, Any]:
     """One Tuner run in this process; RSS after each ended trial. ``loggers``: Tune's automatic CSV, JSON
     and TensorBoard logger callbacks (``auto``, Tune's default; ``ipt-ray sweep`` runs ``none`` since
-    2026-12-04: ``trial_state.without_trial_file_loggers``), the automatic ones without
+    2026-12-04: ``trial_state.lean_trial_records``), the automatic ones without
     TensorBoard (``auto-without-tensorboard``), CSV and/or JSON passed explicitly with the automatic ones
     off (``csv-json``, ``csv``, ``json``), or none (``none``)."""
     import ray

@@ -29,7 +29,7 @@ from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent
 from ipt_ray.sweep.search import make_scheduler, make_searcher, optuna_states
 from ipt_ray.sweep.space import param_space
 from ipt_ray.sweep.trial import ipt_trial
-from ipt_ray.sweep.trial_state import PruneEndedTrialCheckpoints, TrimEndedTrials, without_trial_file_loggers
+from ipt_ray.sweep.trial_state import PruneEndedTrialCheckpoints, TrimEndedTrials, lean_trial_records
 from ipt_ray.tracking import JOURNAL_FILE, SWEEP_FILE, SweepTracker, check_reachable, resolve_tracking_uri
 from ipt_ray.tracking.callback import MlflowTrackingCallback
 
@@ -84,7 +84,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     tracker.start_background()  # trial writes leave Tune's loop (ipt_ray.tracking.writer)
     try:
         tuner, searcher = make_tuner(plan, tune_callbacks, out, shares_idle_cpus(cfg, handle))
-        with without_trial_file_loggers():  # nothing reads them; they cost driver memory per trial
+        with lean_trial_records():  # what Tune keeps per trial that nothing here reads
             grid_result = tuner.fit()
         tracker.stop_background()
         wall = time.perf_counter() - started

@@ -39,8 +39,8 @@ from ipt_ray.sweep.selection import (CV_FOLD, DATA_SEED, Choice, TrialCurve, cho
                                      choices_to_json, choose_hyper, crossed, few_shot_keys, final_points, final_results,
                                      final_runs, phase_config_id, select_points, trial_curves)
 from ipt_ray.sweep.trial import ipt_trial
-from ipt_ray.sweep.trial_state import (EpochCurves, PruneEndedTrialCheckpoints, TrimEndedTrials, read_curves,
-                                      without_trial_file_loggers)
+from ipt_ray.sweep.trial_state import (EpochCurves, PruneEndedTrialCheckpoints, TrimEndedTrials, lean_trial_records,
+                                      read_curves)
 from ipt_ray.tracking import CHOSEN_TAG, SweepTracker
 from ipt_ray.tracking.callback import MlflowTrackingCallback
 
@@ -185,7 +185,7 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
                 failure_config=tune.FailureConfig(max_failures=cfg.cluster.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # why: driver.new_tuner
                 verbose=1))
-    with without_trial_file_loggers():  # the curves are in CURVES_FILE; Tune's files cost driver memory
+    with lean_trial_records():  # the curves are in CURVES_FILE, not in Tune's files
         grid = tuner.fit()
     prune_checkpoints(grid, keep_latest=phase != "select")
     if plan.resuming:  # the phase's trial writes land first (adopted runs are not orphans)

@@ -6,10 +6,11 @@ trial's results, a running max / min / avg / last / last-5-avg / last-10-avg and
 experiment snapshot. This project's results carry ~50 numeric keys (per-seed metrics and learning rates,
 their means and stds): measured with tracemalloc, ~148 KiB per trial, ~72 MB of driver memory at 500
 trials (``bench/results/scale.md``). Only Tune's best-trial lookup (``ExperimentAnalysis``) reads that
-analysis, and only for the sweep's metric, so an ended trial keeps the sweep metric's and nothing else.
-Results, checkpoints and ``Trial.last_result`` are untouched. A sweep runs without Tune's per-trial file
-loggers (:func:`without_trial_file_loggers`); the few-shot selection reads each trial's curve of the sweep
-metric from a small file of its own instead (:class:`EpochCurves`).
+analysis, and only for the sweep's metric, so an ended trial keeps the sweep metric's and nothing else, and
+the record of its latest checkpoint only (:class:`TrimEndedTrials`). Results and ``Trial.last_result`` are
+untouched. A sweep runs without Tune's per-trial file loggers and without a copy of the result in each
+checkpoint's record (:func:`lean_trial_records`); the few-shot selection reads each trial's curve of the
+sweep metric from a small file of its own instead (:class:`EpochCurves`).
 
 Checkpoints: every one is kept while a trial runs (``driver.new_tuner`` says why); an ended trial keeps
 only its latest, once the experiment snapshot a resume would read can no longer name an older one
@@ -36,33 +37,43 @@ CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)$")
 
 
 AUTO_LOGGERS_OFF = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+CHECKPOINT_METRICS_OFF = "TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE"  # Ray's own switch (ray.train.constants)
+LEAN_TUNE_ENV = {AUTO_LOGGERS_OFF: "1", CHECKPOINT_METRICS_OFF: "1"}
 RESULT_FILES_LOGGER = "ray.tune.analysis.experiment_analysis"
 
 
 @contextmanager
-def without_trial_file_loggers() -> Iterator[None]:
-    """Tune's automatic per-trial CSV, JSON and TensorBoard loggers off while a sweep's ``fit()`` runs.
+def lean_trial_records() -> Iterator[None]:
+    """Two of Ray Tune's switches on while a sweep's ``fit()`` runs (:data:`LEAN_TUNE_ENV`); the environment
+    as it was afterwards. Both cut what the driver keeps per trial, and nothing this project reads is lost.
 
-    Why: they cost about half of the driver's memory growth per ended trial (~25-40 of ~55-71 KiB;
-    ``bench/results/tune_memory.md``), and nothing reads what they write: MLflow holds every epoch of every
-    seed, the summary is built from each trial's last result, and the few-shot selection reads the curves
-    :class:`EpochCurves` writes (``Result.metrics_dataframe`` is empty without the loggers). Without the files
-    Tune's ``ResultGrid`` cannot build each trial's DataFrame and logs one warning naming every trial;
-    that warning says nothing here, so it is silenced while ``fit()`` runs (Tune's errors still show).
+    - ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``: no per-trial CSV, JSON and TensorBoard loggers. They cost about
+      half of the driver's memory growth per ended trial (~25-40 of ~55-71 KiB; ``bench/results/tune_memory.md``)
+      and nothing reads their files: MLflow holds every epoch of every seed, the summary is built from each
+      trial's last result, and the few-shot selection reads the curves :class:`EpochCurves` writes
+      (``Result.metrics_dataframe`` is empty without them). Tune's ``ResultGrid`` then logs one warning naming
+      every trial without result files; it says nothing here, so it is silenced (Tune's errors still show).
+    - ``TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE`` (Ray's answer to its checkpoint manager's memory): a
+      registered checkpoint keeps its path, not a copy of the whole result (~60 keys here), in the driver and
+      in every experiment snapshot. Without it the copies grow with trials x epochs (a sweep keeps every
+      checkpoint while a trial runs: ``driver.new_tuner``); ``Result.metrics`` (the last result) and
+      ``Result.checkpoint`` are unchanged; only ``Result.best_checkpoints`` loses its metrics, and no part of
+      this project reads it (no checkpoint score is set).
     """
-    previous = os.environ.get(AUTO_LOGGERS_OFF)
+    previous = {name: os.environ.get(name) for name in LEAN_TUNE_ENV}
     analysis_log = logging.getLogger(RESULT_FILES_LOGGER)
     level = analysis_log.level
-    os.environ[AUTO_LOGGERS_OFF] = "1"  # read by Tune when fit() builds its callbacks
+    os.environ.update(LEAN_TUNE_ENV)  # read by Tune when fit() builds its callbacks, and at each checkpoint
     analysis_log.setLevel(logging.ERROR)
     try:
         yield
     finally:
         analysis_log.setLevel(level)
-        if previous is None:
-            os.environ.pop(AUTO_LOGGERS_OFF, None)
-        else:
-            os.environ[AUTO_LOGGERS_OFF] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class EpochCurves(Callback):
@@ -101,7 +112,7 @@ def read_curves(path: Path) -> dict[str, list[dict[str, Any]]]:
 
 class TrimEndedTrials(Callback):
     """On a trial's end (completed, stopped early, or failed), drop Tune's running statistics of every
-    result key but ``keep``."""
+    result key but ``keep``, and its records of every checkpoint but the latest."""
 
     def __init__(self, keep: Iterable[str]) -> None:
         self.keep = frozenset(keep)
@@ -121,6 +132,14 @@ class TrimEndedTrials(Callback):
         # Assigning (not mutating) invalidates the metadata's cached JSON, so the next snapshot is small too.
         metadata.metric_analysis = {k: v for k, v in analysis.items() if k in self.keep}
         metadata.metric_n_steps = {k: v for k, v in steps.items() if k in self.keep}
+        # The older checkpoints' folders go too (PruneEndedTrialCheckpoints, prune_checkpoints); a resume and
+        # Result.checkpoint read the latest (``latest_checkpoint_result``, kept whole). No API trims the list.
+        manager = getattr(metadata, "checkpoint_manager", None)
+        latest = getattr(manager, "latest_checkpoint_result", None)
+        records = getattr(manager, "_checkpoint_results", None)
+        if latest is not None and isinstance(records, list):
+            manager._checkpoint_results = [r for r in records if r.checkpoint is latest.checkpoint][-1:]  # noqa: SLF001
+            metadata.invalidate_cache()
 
 
 class PruneEndedTrialCheckpoints(Callback):

@@ -1,5 +1,6 @@
 """What the driver keeps of a trial: TrimEndedTrials (an ended trial keeps Tune's running statistics of the
-sweep metric only), a sweep's fit() without Tune's per-trial file loggers, and the curves kept instead."""
+sweep metric and the record of its latest checkpoint only), a sweep's fit() with Tune's lean switches
+(no per-trial file loggers, no result copied into each checkpoint's record), and the curves kept instead."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import os
 from types import SimpleNamespace
 
 import pytest
+from ray.train import Checkpoint
+from ray.train._internal.session import _TrainingResult
 from ray.tune.experiment import Trial
 from ray.tune.utils.callback import _create_default_callbacks
 
-from ipt_ray.sweep.trial_state import (AUTO_LOGGERS_OFF, RESULT_FILES_LOGGER, EpochCurves, TrimEndedTrials, read_curves,
-                                      without_trial_file_loggers)
+from ipt_ray.sweep.trial_state import (AUTO_LOGGERS_OFF, CHECKPOINT_METRICS_OFF, RESULT_FILES_LOGGER, EpochCurves,
+                                      TrimEndedTrials, lean_trial_records, read_curves)
 
 
 def result(epoch: int) -> dict[str, float]:
@@ -54,18 +57,47 @@ def logger_callbacks() -> list[str]:
 
 
 @pytest.mark.parametrize("before", [None, "0"])
-def test_a_sweep_fits_without_tunes_file_loggers_and_leaves_the_setting_as_it_found_it(before, monkeypatch):
-    if before is None:
-        monkeypatch.delenv(AUTO_LOGGERS_OFF, raising=False)
-    else:
-        monkeypatch.setenv(AUTO_LOGGERS_OFF, before)
+def test_a_sweep_fits_with_tunes_lean_switches_and_leaves_the_environment_as_it_found_it(before, monkeypatch):
+    for name in (AUTO_LOGGERS_OFF, CHECKPOINT_METRICS_OFF):
+        if before is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, before)
     assert logger_callbacks()  # Tune's CSV / JSON (/ TensorBoard) loggers by default
     level = logging.getLogger(RESULT_FILES_LOGGER).level
-    with without_trial_file_loggers():
+    with lean_trial_records():
         assert logger_callbacks() == []  # what Tune builds when fit() starts
+        assert record_metrics(register_checkpoints(Trial("ipt_trial", config={}, stub=True), 1)) == [{}]
         assert logging.getLogger(RESULT_FILES_LOGGER).level == logging.ERROR
-    assert os.environ.get(AUTO_LOGGERS_OFF) == before and logger_callbacks()
-    assert logging.getLogger(RESULT_FILES_LOGGER).level == level
+    assert os.environ.get(AUTO_LOGGERS_OFF) == before == os.environ.get(CHECKPOINT_METRICS_OFF)
+    assert logger_callbacks() and logging.getLogger(RESULT_FILES_LOGGER).level == level
+    assert record_metrics(register_checkpoints(Trial("ipt_trial", config={}, stub=True), 1)) == [result(1)]
+
+
+def register_checkpoints(trial: Trial, epochs: int, root: str = "/tmp/ipt-ray-test-checkpoints") -> Trial:
+    """What Tune's driver does with each checkpoint a trial reports (``Trial.on_checkpoint`` without storage)."""
+    for epoch in range(1, epochs + 1):
+        checkpoint = Checkpoint(f"{root}/checkpoint_{epoch - 1:06d}")
+        trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(checkpoint, result(epoch)))
+    return trial
+
+
+def record_metrics(trial: Trial) -> list[dict]:
+    return [r.metrics for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results]
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_an_ended_trial_keeps_the_record_of_its_latest_checkpoint_only(lean, monkeypatch):
+    monkeypatch.setenv(CHECKPOINT_METRICS_OFF, "1" if lean else "0")
+    trial = register_checkpoints(ended_trial(), epochs=3)
+    manager = trial.run_metadata.checkpoint_manager
+    assert record_metrics(trial) == ([{}] * 3 if lean else [result(1), result(2), result(3)])
+    size_before = len(trial.run_metadata.get_json_state())
+    TrimEndedTrials(["dev_accuracy_mean"]).on_trial_complete(0, [trial], trial)
+    assert [r.checkpoint.path for r in manager.best_checkpoint_results] == [manager.latest_checkpoint_result.checkpoint.path]
+    assert manager.latest_checkpoint_result.checkpoint.path.endswith("checkpoint_000002")  # what a resume reads
+    assert manager.latest_checkpoint_result.metrics == result(3)  # Tune's last_result on a restore
+    assert len(trial.run_metadata.get_json_state()) < size_before  # the snapshot is rebuilt without them
 
 
 def test_epoch_curves_keep_each_trials_metric_per_epoch_and_the_latest_report_of_an_epoch_wins(tmp_path):
