@@ -12,9 +12,13 @@ shows the end of the run apart from the trials: ``fit()`` builds its ``ResultGri
 own process, so neither inherits the other's heap.
 
 ``--variants`` adds probes of Tune's logger callbacks (``trim-no-loggers``, ``trim-csv``, ``trim-json``,
-``trim-csv-json``, ``trim-no-tensorboard``: :data:`VARIANTS`); by default the two rows of the table run.
+``trim-csv-json``, ``trim-no-tensorboard``) and ``lean`` (what ``ipt-ray sweep`` runs:
+:func:`~ipt_ray.sweep.trial_state.lean_trial_records` around ``fit()``) (:data:`VARIANTS`); by default the two
+rows of the table run. ``--checkpoint`` makes each epoch's report carry a checkpoint (a 1 KiB file), as this
+project's trials do, so the driver's records of checkpoints count too; ``--epochs`` sets how many.
 
-Usage: python -m bench.tune_memory [--trials 400] [--variants plain trim ...] [--out bench/results/tune_memory.md]
+Usage: python -m bench.tune_memory [--trials 400] [--epochs 2] [--checkpoint] [--variants plain trim ...]
+       [--out bench/results/tune_memory.md]
 """
 
 from __future__ import annotations
@@ -45,9 +49,11 @@ def rss_mb() -> float:
 
 
 def trainable(config: dict[str, Any]) -> None:
+    import tempfile
+
     from ray import tune
 
-    for epoch in (1, 2):
+    for epoch in range(1, config["epochs"] + 1):
         result: dict[str, float] = {"epoch": epoch, "epoch_time_s": 0.01, "trainable_params": 1000.0,
                                     "trainable_pct": 0.1, "resumed_from_epoch": 0.0, "world_size": 1.0}
         for name in PER_SEED:
@@ -55,20 +61,27 @@ def trainable(config: dict[str, Any]) -> None:
             result.update({f"{name}/seed_{seed}": v for seed, v in zip(SEEDS, values)})
             result[f"{name}_mean"] = sum(values) / len(values)
             result[f"{name}_std"] = 0.01
-        tune.report(result)
+        if not config["checkpoint"]:
+            tune.report(result)
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "state.bin").write_bytes(bytes(1024))
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def run_variant(trials: int, trim: bool, loggers: str = "auto") -> dict[str, Any]:
+def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
+                checkpoint: bool = False) -> dict[str, Any]:
     """One Tuner run in this process; RSS after each ended trial. ``loggers``: Tune's automatic CSV, JSON
     and TensorBoard logger callbacks (``auto``, Tune's default; ``ipt-ray sweep`` runs ``none`` since
     2026-12-04: ``trial_state.lean_trial_records``), the automatic ones without
     TensorBoard (``auto-without-tensorboard``), CSV and/or JSON passed explicitly with the automatic ones
-    off (``csv-json``, ``csv``, ``json``), or none (``none``)."""
+    off (``csv-json``, ``csv``, ``json``), none (``none``), or ``lean``: none and no result copied into
+    a checkpoint's record (``lean_trial_records``, the product's setting)."""
     import ray
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from ipt_ray.sweep.trial_state import AUTO_LOGGERS_OFF, TrimEndedTrials
+    from ipt_ray.sweep.trial_state import AUTO_LOGGERS_OFF, LEAN_TUNE_ENV, TrimEndedTrials
 
     class RssAtTrialEnd(tune.Callback):
         def __init__(self) -> None:
@@ -88,13 +101,15 @@ def run_variant(trials: int, trim: bool, loggers: str = "auto") -> dict[str, Any
     if loggers in explicit:
         os.environ[AUTO_LOGGERS_OFF] = "1"  # one child process per variant: nothing to restore
         callbacks += [logger() for logger in explicit[loggers]]
+    elif loggers == "lean":
+        os.environ.update(LEAN_TUNE_ENV)
     elif loggers == "auto-without-tensorboard":  # Tune skips its TensorBoard logger when tensorboardX won't import
         sys.modules["tensorboardX"] = None  # type: ignore[assignment]
     try:
         with tempfile.TemporaryDirectory(prefix="tune-memory-") as storage:
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
-                param_space={"x": tune.uniform(0.0, 1.0)},
+                param_space={"x": tune.uniform(0.0, 1.0), "epochs": epochs, "checkpoint": checkpoint},
                 tune_config=tune.TuneConfig(metric="dev_accuracy_mean", mode="max", num_samples=trials,
                                             max_concurrent_trials=4, reuse_actors=True),
                 run_config=tune.RunConfig(storage_path=storage, name="tune-memory", callbacks=callbacks, verbose=0))
@@ -105,7 +120,7 @@ def run_variant(trials: int, trim: bool, loggers: str = "auto") -> dict[str, Any
     finally:
         ray.shutdown()
     half = len(rss.samples) // 2
-    return {"trim": trim, "loggers": loggers, "trials": trials, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
+    return {"trim": trim, "loggers": loggers, "trials": trials, "epochs": epochs, "checkpoint": checkpoint, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
             "rss_after_fit_mb": round(after_fit, 1),
             "slope_kib_per_trial": round(1024 * slope(rss.samples[half:]), 1),
             "python_objects_per_trial": round(slope(rss.python_objects[half:]), 1)}
@@ -118,37 +133,45 @@ def slope(values: list[float]) -> float:
 
 VARIANTS = {"plain": (False, "auto"), "trim": (True, "auto"), "trim-csv-json": (True, "csv-json"),
             "trim-no-tensorboard": (True, "auto-without-tensorboard"), "trim-no-loggers": (True, "none"),
-            "trim-csv": (True, "csv"), "trim-json": (True, "json")}
+            "trim-csv": (True, "csv"), "trim-json": (True, "json"), "plain-no-loggers": (False, "none"),
+            "lean": (True, "lean")}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--checkpoint", action="store_true", help="a checkpoint with every epoch's report")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "tune_memory.md"))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["plain", "trim"])
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args(argv)
     if args.variant:
-        print(json.dumps(run_variant(args.trials, *VARIANTS[args.variant])))
+        print(json.dumps(run_variant(args.trials, *VARIANTS[args.variant], args.epochs, args.checkpoint)))
         return 0
     rows = []
     for variant in args.variants:
         done = subprocess.run([sys.executable, "-m", "bench.tune_memory", "--trials", str(args.trials),
-                               "--variant", variant], capture_output=True, text=True, check=True,
+                               "--epochs", str(args.epochs), "--variant", variant]
+                              + (["--checkpoint"] if args.checkpoint else []), capture_output=True, text=True, check=True,
                               cwd=Path(__file__).resolve().parents[1])
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     lines = [
-        f"`python -m bench.tune_memory --trials {args.trials}`: a `tune.Tuner` on a fresh local Ray, {args.trials} "
-        "function trials (4 at a time), each reporting 2 epochs of a 57-key result shaped like this project's, "
-        "nothing else. Driver RSS after gc at each trial's end; the slope over the second half of the trials "
+        f"`python -m bench.tune_memory --trials {args.trials}"
+        + (f" --epochs {args.epochs}" if args.epochs != 2 else "") + (" --checkpoint" if args.checkpoint else "")
+        + f"`: a `tune.Tuner` on a fresh local Ray, {args.trials} function trials (4 at a time), each reporting "
+        f"{args.epochs} epochs of a 57-key result shaped like this project's"
+        + (", each with a checkpoint (one 1 KiB file)" if args.checkpoint else ", nothing else")
+        + ". Driver RSS after gc at each trial's end; the slope over the second half of the trials "
         "(RSS, and the count of gc-tracked Python objects); RSS once `fit()` has returned its `ResultGrid`.", "",
         "| Tune callbacks | driver RSS at 1st / 50% / last ended trial (MB) | RSS per further trial (KiB) | "
         "Python objects per further trial | RSS after `fit()` (MB) | best dev_accuracy_mean from Tune |",
         "|---|---|---|---|---|---|"]
     for row in rows:
         samples = row["rss_mb"]
+        loggers = row.get("loggers", "auto")
         callbacks = ("TrimEndedTrials" if row["trim"] else "none") + (
-            "" if row.get("loggers", "auto") == "auto" else f"; loggers: {row['loggers']}")
+            "" if loggers == "auto" else " + `lean_trial_records`" if loggers == "lean" else f"; loggers: {loggers}")
         lines.append(f"| {callbacks} | {samples[0]} / {samples[len(samples) // 2]} / "
                      f"{samples[-1]} | {row['slope_kib_per_trial']} | {row['python_objects_per_trial']} | "
                      f"{row['rss_after_fit_mb']} | {row['best']:.4f} |")
