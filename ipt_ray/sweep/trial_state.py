@@ -112,18 +112,19 @@ def read_curves(path: Path) -> dict[str, list[dict[str, Any]]]:
 
 class TrimEndedTrials(Callback):
     """On a trial's end (completed, stopped early, or failed), drop Tune's running statistics of every
-    result key but ``keep``, and its records of every checkpoint but the latest."""
+    result key but ``keep``, and its records of every checkpoint but the latest; a completed trial's record
+    of its latest checkpoint keeps the path only."""
 
     def __init__(self, keep: Iterable[str]) -> None:
         self.keep = frozenset(keep)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.trim(trial)
+        self.trim(trial, completed=True)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.trim(trial)
 
-    def trim(self, trial: Any) -> None:
+    def trim(self, trial: Any, completed: bool = False) -> None:
         metadata = getattr(trial, "run_metadata", None)  # Ray 2.x; anything else: left as it is
         analysis = getattr(metadata, "metric_analysis", None)
         steps = getattr(metadata, "metric_n_steps", None)
@@ -132,14 +133,25 @@ class TrimEndedTrials(Callback):
         # Assigning (not mutating) invalidates the metadata's cached JSON, so the next snapshot is small too.
         metadata.metric_analysis = {k: v for k, v in analysis.items() if k in self.keep}
         metadata.metric_n_steps = {k: v for k, v in steps.items() if k in self.keep}
-        # The older checkpoints' folders go too (PruneEndedTrialCheckpoints, prune_checkpoints); a resume and
-        # Result.checkpoint read the latest (``latest_checkpoint_result``, kept whole). No API trims the list.
+        self.trim_checkpoint_records(metadata, completed)
+
+    @staticmethod
+    def trim_checkpoint_records(metadata: Any, completed: bool) -> None:
+        """The older checkpoints' folders go too (PruneEndedTrialCheckpoints, prune_checkpoints); a resume and
+        ``Result.checkpoint`` read the latest. A failed trial's latest record stays whole: a retry restores
+        from it and Tune takes its metrics as the trial's last result. A completed trial never runs again, so
+        its record needs the path only (``Result.metrics`` is ``Trial.last_result``). No API trims these."""
         manager = getattr(metadata, "checkpoint_manager", None)
-        latest = getattr(manager, "latest_checkpoint_result", None)
+        latest = getattr(manager, "_latest_checkpoint_result", None)
         records = getattr(manager, "_checkpoint_results", None)
-        if latest is not None and isinstance(records, list):
+        if latest is None or not isinstance(records, list):
+            return
+        if completed:
+            manager._latest_checkpoint_result = type(latest)(checkpoint=latest.checkpoint, metrics={})  # noqa: SLF001
+            manager._checkpoint_results = [manager._latest_checkpoint_result]  # noqa: SLF001
+        else:
             manager._checkpoint_results = [r for r in records if r.checkpoint is latest.checkpoint][-1:]  # noqa: SLF001
-            metadata.invalidate_cache()
+        metadata.invalidate_cache()
 
 
 class PruneEndedTrialCheckpoints(Callback):

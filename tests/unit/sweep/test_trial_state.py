@@ -87,16 +87,18 @@ def record_metrics(trial: Trial) -> list[dict]:
 
 
 @pytest.mark.parametrize("lean", [False, True])
-def test_an_ended_trial_keeps_the_record_of_its_latest_checkpoint_only(lean, monkeypatch):
+@pytest.mark.parametrize("ending", ["complete", "error"])
+def test_an_ended_trial_keeps_the_record_of_its_latest_checkpoint_only(lean, ending, monkeypatch):
     monkeypatch.setenv(CHECKPOINT_METRICS_OFF, "1" if lean else "0")
     trial = register_checkpoints(ended_trial(), epochs=3)
     manager = trial.run_metadata.checkpoint_manager
     assert record_metrics(trial) == ([{}] * 3 if lean else [result(1), result(2), result(3)])
     size_before = len(trial.run_metadata.get_json_state())
-    TrimEndedTrials(["dev_accuracy_mean"]).on_trial_complete(0, [trial], trial)
+    getattr(TrimEndedTrials(["dev_accuracy_mean"]), f"on_trial_{ending}")(0, [trial], trial)
     assert [r.checkpoint.path for r in manager.best_checkpoint_results] == [manager.latest_checkpoint_result.checkpoint.path]
     assert manager.latest_checkpoint_result.checkpoint.path.endswith("checkpoint_000002")  # what a resume reads
-    assert manager.latest_checkpoint_result.metrics == result(3)  # Tune's last_result on a restore
+    # A failed trial may be retried from it (Tune then takes its metrics as the last result); a completed one not.
+    assert manager.latest_checkpoint_result.metrics == ({} if ending == "complete" else result(3))
     assert len(trial.run_metadata.get_json_state()) < size_before  # the snapshot is rebuilt without them
 
 
