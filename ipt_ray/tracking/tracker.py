@@ -179,7 +179,7 @@ class SweepTracker(ModelLogging, OrphanRuns, JournalReplay):
                 seed = int(run.data.tags["ipt.seed"])
                 if seed not in found:
                     found[seed] = run.info.run_id
-                    self._last_epoch[run.info.run_id] = int(run.data.tags.get("ipt.last_epoch", 0))
+                    self._last_epoch[run.info.run_id] = self._adopted_last_epoch(run)
                     self._run_info[run.info.run_id] = (run.info.artifact_uri, run.data.tags.get(ADAPTER_TAG))
                     if run.info.status != "RUNNING":
                         self._ended.add(run.info.run_id)
@@ -187,6 +187,18 @@ class SweepTracker(ModelLogging, OrphanRuns, JournalReplay):
                         self._needs_params.add(run.info.run_id)
             self._runs[trial_id] = found
         return self._runs[trial_id]
+
+    def _adopted_last_epoch(self, run: Run) -> int:
+        """The last epoch a run found in MLflow holds: its ``ipt.last_epoch`` tag, or for a run still RUNNING
+        the highest step of its metrics, if higher. Why: MLflow's SQL store commits a ``log_batch``'s metrics
+        and its tags in separate transactions, so a driver killed between them (on a local store it writes
+        itself) leaves an epoch's metrics without the tag, and the restored trial's replay of that epoch would
+        log it twice. One request per adopted running run, on resume or retry only."""
+        last = int(run.data.tags.get("ipt.last_epoch", 0))
+        if run.info.status != "RUNNING" or not run.data.metrics:
+            return last
+        history = self.client.get_metric_history(run.info.run_id, min(run.data.metrics))
+        return max([last, *(int(m.step) for m in history)])
 
     def _child(self, trial_id: str, cid: str, params: dict[str, Any], seed: int, strategy: str,
                tags: dict[str, str] | None = None) -> str:

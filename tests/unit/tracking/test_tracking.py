@@ -257,6 +257,26 @@ def test_children_layout_metrics_and_resume_without_duplicates(uri):
     assert run.data.tags["ipt.last_epoch"] == "4"
 
 
+def test_an_epoch_whose_metrics_landed_without_its_tag_is_not_logged_twice_on_resume(uri):
+    """MLflow's SQL store commits a log_batch's metrics, then its tags: a driver killed in between leaves
+    epoch 2's metrics without ``ipt.last_epoch`` 2. The resumed driver's replay of epoch 2 must skip it."""
+    from mlflow.entities import Metric
+
+    tracker = new_tracker(uri)
+    log_trials(tracker, trials=(0,), epochs=(1,))
+    client = MlflowClient(uri)
+    for run in runs_of(uri, "trial"):  # epoch 2's metrics only, as the killed log_batch left them
+        seed = int(run.data.tags["ipt.seed"])
+        client.log_batch(run.info.run_id, metrics=[Metric("dev_accuracy", value(0, seed, 2), 0, 2),
+                                                   Metric("dev_loss", 1.0 - value(0, seed, 2), 0, 2)])
+    assert {r.data.tags["ipt.last_epoch"] for r in runs_of(uri, "trial")} == {"1"}
+    resumed = new_tracker(uri)
+    log_trials(resumed, trials=(0,), epochs=(2, 3))
+    for run in runs_of(uri, "trial"):
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "dev_accuracy"))
+        assert steps == [1, 2, 3] and run.data.tags["ipt.last_epoch"] == "3"
+
+
 def test_result_missing_a_seed_does_not_mark_its_epoch(uri):
     tracker = new_tracker(uri)
     p = trial_params(0)
