@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,6 @@ def rss_mb() -> float:
 
 
 def trainable(config: dict[str, Any]) -> None:
-    import tempfile
-
     from ray import tune
 
     for epoch in range(1, config["epochs"] + 1):
@@ -81,7 +80,7 @@ def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from ipt_ray.sweep.trial_state import AUTO_LOGGERS_OFF, LEAN_TUNE_ENV, TrimEndedTrials
+    from ipt_ray.sweep.trial_state import AUTO_LOGGERS_OFF, TrimEndedTrials, lean_trial_records
 
     class RssAtTrialEnd(tune.Callback):
         def __init__(self) -> None:
@@ -101,8 +100,6 @@ def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
     if loggers in explicit:
         os.environ[AUTO_LOGGERS_OFF] = "1"  # one child process per variant: nothing to restore
         callbacks += [logger() for logger in explicit[loggers]]
-    elif loggers == "lean":
-        os.environ.update(LEAN_TUNE_ENV)
     elif loggers == "auto-without-tensorboard":  # Tune skips its TensorBoard logger when tensorboardX won't import
         sys.modules["tensorboardX"] = None  # type: ignore[assignment]
     try:
@@ -113,7 +110,8 @@ def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
                 tune_config=tune.TuneConfig(metric="dev_accuracy_mean", mode="max", num_samples=trials,
                                             max_concurrent_trials=4, reuse_actors=True),
                 run_config=tune.RunConfig(storage_path=storage, name="tune-memory", callbacks=callbacks, verbose=0))
-            grid = tuner.fit()
+            with lean_trial_records() if loggers == "lean" else nullcontext():  # as ipt-ray sweep runs fit()
+                grid = tuner.fit()
             gc.collect()
             after_fit = rss_mb()
             best = grid.get_best_result().metrics["dev_accuracy_mean"]  # Tune's lookup still works when trimmed
