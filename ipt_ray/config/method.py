@@ -28,7 +28,11 @@ class MethodConfig(BaseModel):
 
     strategy: str = Field("random_ipt", description="a registered strategy (ipt_ray.config.strategies)")
     injection: Literal["input", "prefix"] = "input"
-    head: Literal["classifier", "verbalizer"] = "classifier"
+    head: Literal["classifier", "mean_classifier", "verbalizer"] = Field(
+        "classifier",
+        description="'classifier': linear on the first position ([CLS] / <s>); 'mean_classifier': linear on the "
+        "mean of the input tokens (for sentence-embedding backbones such as minilm-l6); 'verbalizer': the frozen "
+        "MLM head's label words at <mask>")
     prompt_length: int = Field(16, ge=0, le=512, description="k: prompt vectors per instance")
     task_prompt_length: int = Field(
         0, ge=0, le=512,

@@ -218,7 +218,7 @@ class EncoderOptions(StrategyOptions):
 TABLE_FILE = FileOption("prompt_table", words=("random", "backbone"))
 
 FINE_TUNING = register_strategy(StrategySpec(
-    "fine_tuning", "Fine-tuning", uses_prompt=False, trains_backbone=True, heads=("classifier",), order=0,
+    "fine_tuning", "Fine-tuning", uses_prompt=False, trains_backbone=True, heads=("classifier", "mean_classifier"), order=0,
     description="baseline: no prompt, backbone unfrozen"))
 PROMPT_TUNING = register_strategy(StrategySpec(
     "prompt_tuning", "Prompt Tuning", prefix_label="Prefix Tuning", options=(PromptInitOptions,),

@@ -33,7 +33,7 @@ def write(tmp_path, data, name="exp.yaml"):
      ["sweep.search_space", "unknown search key 'method.prompt_len'"]),
     ({"sweep": {"search_space": {"train.lr": {"type": "loguniform", "low": 0, "high": 1}}}}, ["loguniform", "'low' > 0"]),
     ({"sweep": {"search_space": {"train.lr": {"type": "uniform", "low": 2, "high": 1}}}}, ["must be < 'high'"]),
-    ({"method": {"strategy": "fine_tuning", "head": "verbalizer"}}, ["method.head must be 'classifier'"]),
+    ({"method": {"strategy": "fine_tuning", "head": "verbalizer"}}, ["method.head must be 'classifier' or 'mean_classifier'"]),
 ])
 def test_bad_config_names_field_and_allowed_values(tmp_path, data, expected):
     with pytest.raises(ConfigError) as err:

@@ -37,7 +37,7 @@ def test_every_strategy_field_has_a_default_whatever_the_strategy():
 
 
 def test_strategy_rules_come_from_the_spec():
-    with pytest.raises(ConfigError, match="method.head must be 'classifier' for strategy 'fine_tuning'"):
+    with pytest.raises(ConfigError, match="method.head must be 'classifier' or 'mean_classifier' for strategy 'fine_tuning'"):
         validate_config({"method": {"strategy": "fine_tuning", "head": "verbalizer"}})
     with pytest.raises(ConfigError, match="method.pretrained_prompt is required for strategy 'ppt'"):
         validate_config({"method": {"strategy": "ppt"}})

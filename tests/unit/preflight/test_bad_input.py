@@ -269,7 +269,7 @@ CASES = [
          lambda w: space(method__strategy={"type": "choice", "values": ["random_ipt", "fine_tuning"]},
                          method__head={"type": "choice", "values": ["classifier", "verbalizer"]}),
          ConfigError, r"the combination (?=[^\n]*method\.strategy='fine_tuning')(?=[^\n]*method\.head='verbalizer')"
-                      r"[^\n]* gives an invalid config:\n.*method\.head must be 'classifier' for strategy 'fine_tuning'",
+                      r"[^\n]* gives an invalid config:\n.*method\.head must be 'classifier' or 'mean_classifier' for strategy 'fine_tuning'",
          commands=("sweep",)),
     Case("grid-with-float-range", lambda w: {"sweep": {"searcher": "grid", "search_space": {
         "train.lr": {"type": "loguniform", "low": 0.001, "high": 0.01}}}},

@@ -298,3 +298,19 @@ def test_random_ipt_starts_from_a_random_table_and_pretrained_ipt_from_embedding
     assert torch.equal(pretrained, emb)
     assert not torch.allclose(random_table, emb)
     assert random_table.std().item() == pytest.approx(emb.std().item(), rel=0.1)  # same scale, other values
+
+
+def test_mean_classifier_reads_the_mean_of_the_valid_input_tokens(bert):
+    group = make_group(bert, seeds=(0, 1), strategy="prompt_tuning", head="mean_classifier", prompt_length=3).eval()
+    batch = make_batch(bert, TEXTS[:2])  # two lengths: the shorter row is padded
+    adapter = group.adapters[0]
+    hidden = adapter.injection.run(bert.encoder, batch, adapter.prompt_state(batch), bert.position_offset)
+    for row in range(2):
+        n = int(batch.attention_mask[row].sum())
+        expected = adapter.head.linear(hidden[row, :n].mean(dim=0))
+        assert torch.allclose(group([batch, batch])[0][row], expected, atol=1e-5)
+    padded = hidden.clone()
+    padded[batch.attention_mask == 0] = 1e3  # what padding positions hold must not matter
+    assert torch.allclose(adapter.head(padded, batch, None), adapter.head(hidden, batch, None), atol=1e-5)
+    batches = [batch, make_batch(bert, TEXTS[1:])]  # the batched pass pads both to the longest row
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(group(batches), group(batches, batched=True)))
