@@ -84,7 +84,7 @@ def main() -> None:
     lines = [f"`python -m bench.frozen_probe --tasks {' '.join(args.tasks)} --backbone {args.backbone}`: a logistic "
              f"regression on the frozen backbone's last layer ({args.max_length} tokens), fitted on train, scored on "
              "validation.", "",
-             "| task | readout | C | train examples | train acc | dev acc | dev majority |", "|---|---|---|---|---|---|---|"]
+             "| task | readout | C | train examples | train acc | validation acc | validation majority |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['task']} | {r['readout']} | {r['C']:g} | {r['train_examples']} | {100 * r['train_accuracy']:.1f} | "
               f"{100 * r['dev_accuracy']:.1f} | {100 * r['dev_majority']:.1f} |" for r in rows]
     write_results(Path(args.out), lines, rows)

@@ -122,3 +122,18 @@ def test_a_killed_sweep_on_a_simulated_cluster_resumes_with_mlflow_exact(tmp_pat
     assert resumed["exact"] and resumed["runs_with_an_epoch_twice"] == 0 and resumed["config_seed_twice"] == 0
     assert fresh["mlflow_requests_per_trial"] > 0 and fresh["driver_cpu_s"] > 0
     assert fresh["driver_rss_end_of_run_mb"] is not None  # the sampler counted Tune's ended trials as they came
+
+
+def test_frozen_probe_reads_the_first_position_and_the_mean_of_the_real_tokens(bert):
+    import torch
+
+    from bench.frozen_probe import features
+    from ipt_ray.data import get_task
+
+    records = [{"premise": "the movie was great and the acting was wonderful", "hypothesis": "it was good", "label": 0},
+               {"premise": "a terrible film", "hypothesis": "bad", "label": 1}]
+    first, mean = features(bert, get_task("cb"), records, max_length=32)
+    assert first.shape == mean.shape == (2, bert.hidden_size)
+    alone_first, alone_mean = features(bert, get_task("cb"), records[1:], max_length=32)  # no padding
+    assert torch.allclose(torch.from_numpy(mean[1]), torch.from_numpy(alone_mean[0]), atol=1e-5)
+    assert torch.allclose(torch.from_numpy(first[1]), torch.from_numpy(alone_first[0]), atol=1e-5)
