@@ -13,6 +13,7 @@ cache after an error (a write may have half-landed) never races a request still 
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, Iterable, TypeVar
 
@@ -33,6 +34,7 @@ class RequestFanout:
     def __init__(self, uri: str, max_parallel: int = PARALLEL_REQUESTS) -> None:
         self.max_parallel = max_parallel if is_http(uri) else 1
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # the writer applies several trials' writes at once (writer.trial_waves)
 
     def each(self, fn: Callable[[Item], Result], items: Iterable[Item]) -> list[Result]:
         """``[fn(item) for item in items]``, side by side; after all have ended, the first error (in
@@ -40,14 +42,17 @@ class RequestFanout:
         items = list(items)
         if len(items) <= 1 or self.max_parallel <= 1:
             return [fn(item) for item in items]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="ipt-mlflow-request")
-        futures = [self._pool.submit(fn, item) for item in items]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="ipt-mlflow-request")
+            pool = self._pool
+        futures = [pool.submit(fn, item) for item in items]
         wait(futures)
         return [future.result() for future in futures]
 
     def close(self) -> None:
         """End the threads (a later :meth:`each` starts new ones)."""
-        pool, self._pool = self._pool, None
+        with self._lock:
+            pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
