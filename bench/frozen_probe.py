@@ -27,6 +27,7 @@ from ipt_ray.backbone.loading import load_backbone
 from ipt_ray.batches.encoding import tokenize_records
 from ipt_ray.config.sections import BackboneConfig
 from ipt_ray.data import get_task, load_task
+from ipt_ray.prompts.encoders import masked_mean
 
 
 @torch.no_grad()
@@ -39,9 +40,8 @@ def features(backbone: Any, spec: Any, records: list[dict[str, Any]], max_length
         padded = backbone.tokenizer.pad({k: v for k, v in enc.items() if k != "special_tokens_mask"},
                                         return_tensors="pt")
         hidden = backbone.encoder(**padded).last_hidden_state  # [B, n, d]
-        mask = padded["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [B, n, 1]
         first.append(hidden[:, 0])
-        mean.append((hidden * mask).sum(1) / mask.sum(1))
+        mean.append(masked_mean(hidden, padded["attention_mask"]))
     return torch.cat(first).numpy(), torch.cat(mean).numpy()
 
 
@@ -77,7 +77,6 @@ def main() -> None:
     parser.add_argument("--c", type=float, nargs="+", default=[0.1, 1.0, 10.0], help="inverse L2 strengths")
     parser.add_argument("--out", default="bench/results/frozen_probe.md")
     args = parser.parse_args()
-    torch.manual_seed(0)
     backbone = load_backbone(BackboneConfig(name=args.backbone))
     backbone.encoder.eval()
     rows = [row for task in args.tasks for row in probe(task, backbone, args.max_length, args.c)]

@@ -27,6 +27,7 @@ from ipt_ray.backbone import Backbone
 from ipt_ray.batches import Collator, PromptedBatch
 from ipt_ray.config import PretrainSource
 from ipt_ray.data import get_task, load_manifest, load_source, load_task
+from ipt_ray.prompts.encoders import masked_mean
 
 __all__ = ["encode_texts", "prompt_vectors", "sentence_representations", "nearest_tokens", "projection_plot", "Projection",
            "load_projection_data", "format_nearest"]
@@ -95,8 +96,7 @@ def sentence_representations(backbone: Backbone, texts: Sequence[TextInput], max
             if batch.token_type_ids is not None:
                 kwargs["token_type_ids"] = batch.token_type_ids
             hidden = backbone.encoder(**kwargs).last_hidden_state.float()
-            mask = batch.attention_mask.unsqueeze(-1).float()
-            out.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+            out.append(masked_mean(hidden, batch.attention_mask))
     return torch.cat(out)
 
 
@@ -184,8 +184,7 @@ def projection_plot(adapter: Any, backbone: Backbone, texts: Sequence[TextInput]
     labels = [str(v) for v in labels]
     sentences = sentence_representations(backbone, texts, max_length).numpy()
     prompts, mask = prompt_vectors(adapter, backbone, texts, max_length)
-    m = mask.unsqueeze(-1).float()
-    pooled = ((prompts * m).sum(1) / m.sum(1).clamp(min=1.0)).numpy()
+    pooled = masked_mean(prompts.float(), mask).numpy()
     sentence_xy, sentence_var = _pca2(sentences)
     prompt_xy, prompt_var = _pca2(pooled)
     silhouette = {"sentence": _silhouette(sentences, labels), "prompt": _silhouette(pooled, labels)}

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ipt_ray.backbone import Backbone
 from ipt_ray.data import CATEGORY_DESCRIPTIONS
+from ipt_ray.prompts.encoders import masked_mean
 
 
 def sentence_embeddings(backbone: Backbone, texts: Sequence[str], batch_size: int = 32,
@@ -22,9 +23,7 @@ def sentence_embeddings(backbone: Backbone, texts: Sequence[str], batch_size: in
         for start in range(0, len(texts), batch_size):
             enc = tok(list(texts[start:start + batch_size]), truncation=True, max_length=max_length, padding=True,
                       return_tensors="pt")
-            hidden = backbone.encoder(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            out.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+            out.append(masked_mean(backbone.encoder(**enc).last_hidden_state, enc["attention_mask"]))
     return torch.cat(out) if out else torch.zeros(0, backbone.hidden_size)
 
 

@@ -7,6 +7,7 @@ from torch import nn
 
 from ipt_ray.batches import PromptedBatch
 from ipt_ray.prompts.base import BuildContext, Head, register_head
+from ipt_ray.prompts.encoders import masked_mean
 
 
 class SeededDropout(nn.Module):
@@ -63,9 +64,7 @@ class MeanClassifierHead(ClassifierHead):
     from the mean and 67.9% from ``[CLS]`` (``python -m bench.frozen_probe``)."""
 
     def forward(self, hidden: torch.Tensor, batch: PromptedBatch, mlm_head: nn.Module | None) -> torch.Tensor:
-        mask = batch.attention_mask.unsqueeze(-1).to(hidden.dtype)  # [B, n, 1]
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # [B, d]
-        return self.linear(self.dropout(pooled))
+        return self.linear(self.dropout(masked_mean(hidden, batch.attention_mask)))  # pooled: [B, d]
 
 
 @register_head("verbalizer")
