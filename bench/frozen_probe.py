@@ -49,22 +49,23 @@ def probe(task: str, backbone: Any, max_length: int, cs: list[float]) -> list[di
     from sklearn.linear_model import LogisticRegression  # heavy: only here
 
     spec, data = get_task(task), load_task(task)
-    train, dev = list(data["train"]), list(data["validation"])
+    train, validation = list(data["train"]), list(data["validation"])
     y_train = np.array([r["label"] for r in train])
-    y_dev = np.array([r["label"] for r in dev])
-    majority = Counter(y_dev.tolist()).most_common(1)[0][1] / len(y_dev)
+    y_validation = np.array([r["label"] for r in validation])
+    majority = Counter(y_validation.tolist()).most_common(1)[0][1] / len(y_validation)
     t0 = time.perf_counter()
     train_first, train_mean = features(backbone, spec, train, max_length)
-    dev_first, dev_mean = features(backbone, spec, dev, max_length)
+    validation_first, validation_mean = features(backbone, spec, validation, max_length)
     encode_s = time.perf_counter() - t0
     rows = []
-    for readout, x_train, x_dev in (("first position", train_first, dev_first), ("mean", train_mean, dev_mean)):
+    readouts = (("first position", train_first, validation_first), ("mean", train_mean, validation_mean))
+    for readout, x_train, x_validation in readouts:
         for c in cs:
             clf = LogisticRegression(C=c, max_iter=5000).fit(x_train, y_train)
             rows.append({"task": task, "readout": readout, "C": c, "train_examples": len(train),
                          "train_accuracy": float(clf.score(x_train, y_train)),
-                         "dev_accuracy": float(clf.score(x_dev, y_dev)), "dev_majority": majority,
-                         "encode_s": encode_s})
+                         "validation_accuracy": float(clf.score(x_validation, y_validation)),
+                         "validation_majority": majority, "encode_s": encode_s})
             print(rows[-1], flush=True)
     return rows
 
@@ -80,12 +81,14 @@ def main() -> None:
     backbone = load_backbone(BackboneConfig(name=args.backbone))
     backbone.encoder.eval()
     rows = [row for task in args.tasks for row in probe(task, backbone, args.max_length, args.c)]
-    lines = [f"`python -m bench.frozen_probe --tasks {' '.join(args.tasks)} --backbone {args.backbone}`: a logistic "
+    command = (f"python -m bench.frozen_probe --tasks {' '.join(args.tasks)} --backbone {args.backbone} "
+               f"--max-length {args.max_length} --c {' '.join(f'{c:g}' for c in args.c)}")
+    lines = [f"`{command}`: a logistic "
              f"regression on the frozen backbone's last layer ({args.max_length} tokens), fitted on train, scored on "
              "validation.", "",
              "| task | readout | C | train examples | train acc | validation acc | validation majority |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['task']} | {r['readout']} | {r['C']:g} | {r['train_examples']} | {100 * r['train_accuracy']:.1f} | "
-              f"{100 * r['dev_accuracy']:.1f} | {100 * r['dev_majority']:.1f} |" for r in rows]
+              f"{100 * r['validation_accuracy']:.1f} | {100 * r['validation_majority']:.1f} |" for r in rows]
     write_results(Path(args.out), lines, rows)
 
 
