@@ -31,8 +31,10 @@ class RequestFanout:
     """Runs ``fn`` over items on up to ``max_parallel`` threads (created on first use) for an HTTP
     tracking URI, in the calling thread otherwise."""
 
-    def __init__(self, uri: str, max_parallel: int = PARALLEL_REQUESTS) -> None:
+    def __init__(self, uri: str, max_parallel: int = PARALLEL_REQUESTS,
+                 thread_name: str = "ipt-mlflow-request") -> None:
         self.max_parallel = max_parallel if is_http(uri) else 1
+        self.thread_name = thread_name
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # the writer applies several trials' writes at once (writer.trial_waves)
 
@@ -44,7 +46,7 @@ class RequestFanout:
             return [fn(item) for item in items]
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="ipt-mlflow-request")
+                self._pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix=self.thread_name)
             pool = self._pool
         futures = [pool.submit(fn, item) for item in items]
         wait(futures)

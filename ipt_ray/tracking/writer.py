@@ -17,13 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
 
 from ipt_ray.tracking.client import TrackingError, check_reachable, http_defaults, is_outage
+from ipt_ray.tracking.fanout import RequestFanout
 from ipt_ray.tracking.journal import Journal, read_journal, rewrite_journal
-from ipt_ray.tracking.uri import is_http
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +138,7 @@ class BackgroundWriter:
         self.stopping = False
         self.error: BaseException | None = None  # a write MLflow refused: raised to the sweep
         # Side by side over HTTP only: a local store works in this process, one writer at a time (sqlite).
-        self.trials = (ThreadPoolExecutor(PARALLEL_TRIALS, thread_name_prefix="ipt-mlflow-trial")
-                       if is_http(tracker.uri) else None)
+        self.trials = RequestFanout(tracker.uri, PARALLEL_TRIALS, thread_name="ipt-mlflow-trial")
         self.thread = threading.Thread(target=self._run, name="ipt-mlflow-writer", daemon=True)
         self.thread.start()
 
@@ -160,8 +158,8 @@ class BackgroundWriter:
             self.journal.next_probe = 0.0
             self.lock.notify()
         self.thread.join(timeout_s)
-        if self.trials is not None and not self.thread.is_alive():
-            self.trials.shutdown(wait=True)
+        if not self.thread.is_alive():
+            self.trials.close()
         if self.error is not None:
             raise self.error
 
@@ -221,10 +219,7 @@ class BackgroundWriter:
                 self.tracker._replay(records[i])
                 landed[i] = True
 
-        if self.trials is None or len(chains) == 1:  # one after the other, in the journal's order
+        if self.trials.max_parallel <= 1:  # a local store: one after the other, in the journal's order
             apply_chain(sorted(i for chain in chains for i in chain))
-            return
-        futures = [self.trials.submit(apply_chain, chain) for chain in chains]
-        wait(futures)
-        for future in futures:
-            future.result()
+        else:
+            self.trials.each(apply_chain, chains)
