@@ -3,9 +3,12 @@
 ``ipt-ray sweep`` runs a YAML's grid as Ray Tune trials and logs them to MLflow. A device machine lent
 for a short check has neither; this runs the same configs through the same loop (``run_local``, what each
 trial runs: seeds batched, bf16 autocast on CUDA) and appends each config's per-epoch, per-seed dev and
-test metrics to a JSON file as soon as it ends, so a run cut short keeps what finished. ``--report``
-reads that file back into a table: per method, the learning rate and epoch that dev chose, test at that
-choice (mean +- std over seeds), and Welch's test of each IPT variant against its base on those test values.
+test metrics to a JSON file, rewritten after every epoch, so a run cut short (a device's time limit) keeps
+every epoch that ended: the config it was in stays as ``"cut_short": true``, and a rerun trains that one
+again from its start. ``--report`` reads that file back into a table: per method, the learning rate and
+epoch that dev chose, test at that choice (mean +- std over seeds), and Welch's test of each IPT variant
+against its base on those test values. Configs that failed or were cut short are listed and choose nothing:
+a choice among partly run configs would favour the ones that learn fastest.
 
 Usage: python -m bench.gpu_grid CONFIG.yaml [CONFIG.yaml ...] --out grid.json [--set key=value ...]
        python -m bench.gpu_grid --report grid.json [--out table.md]
@@ -40,7 +43,7 @@ def grid_configs(cfg: ExperimentConfig) -> Iterator[tuple[dict[str, Any], Experi
 
 
 def run_grid(paths: list[str], overrides: list[str], out: Path, run_dir: Path) -> None:
-    done = json.loads(out.read_text()) if out.is_file() else []
+    done = [r for r in json.loads(out.read_text()) if not r.get("cut_short")] if out.is_file() else []
     for path in paths:
         for point, cfg in grid_configs(load_config(path, overrides)):
             label = method_label(cfg)
@@ -51,22 +54,36 @@ def run_grid(paths: list[str], overrides: list[str], out: Path, run_dir: Path) -
             record = {"config": path, "point": point, "method": label, "lr": cfg.train.lr, "seeds": cfg.train.seeds,
                       "task": cfg.task.name, "protocol": cfg.task.protocol, "epochs": epochs,
                       "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"}
+            record["cut_short"] = True  # until run_local returns or fails
+
+            def keep_epoch(metrics: dict[str, Any], _checkpoint: Any) -> None:
+                epochs.append(dict(metrics))
+                save(out, done + [record])
+
             try:
-                result = run_local(cfg, run_dir=run_dir / f"{len(done)}", report_fn=lambda m, _c: epochs.append(dict(m)))
+                result = run_local(cfg, run_dir=run_dir / f"{len(done)}", report_fn=keep_epoch)
                 record["trainable_pct"] = result["trainable_pct"]
             except Exception as err:  # noqa: BLE001 - one config's failure (out of memory, say) is its row, not the end
                 record["error"] = f"{type(err).__name__}: {err}"
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
             record["wall_s"] = time.perf_counter() - started
+            del record["cut_short"]
             done.append(record)
-            out.write_text(json.dumps(done, indent=1))
+            save(out, done)
             if "error" in record:
                 print(f"{label} lr={cfg.train.lr:g}: FAILED after {len(epochs)} epochs: {record['error']}", flush=True)
                 continue
             best = max(epochs, key=lambda e: e["dev_accuracy_mean"])
             print(f"{label} lr={cfg.train.lr:g}: best epoch {best['epoch']} dev {best['dev_accuracy_mean']:.4f} "
                   f"test {best.get('test_accuracy_mean', float('nan')):.4f} ({done[-1]['wall_s']:.0f}s)", flush=True)
+
+
+def save(out: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite ``out`` whole or not at all: a time limit's kill may land in the middle of a write."""
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(rows, indent=1))
+    partial.replace(out)
 
 
 def method_label(cfg: ExperimentConfig) -> str:
@@ -92,7 +109,7 @@ def seed_values(choice: dict[str, Any], split: str, metric: str = "accuracy") ->
 def report(rows: list[dict[str, Any]]) -> list[str]:
     from ipt_ray.report.significance import welch
 
-    picks = chosen([r for r in rows if "error" not in r])  # a failed config's epochs before it failed do not count
+    picks = chosen([r for r in rows if "error" not in r and not r.get("cut_short")])  # their epochs do not count
     split = "test" if all("test_accuracy_mean" in c["epoch"] for c in picks.values()) else "dev"
     lines = [f"| method | lr (dev-chosen) | epoch (dev-chosen) | dev | {split} | vs base ({split}, Welch p) |",
              "|---|---|---|---|---|---|"]
@@ -106,6 +123,8 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(f"| {label} | {c['lr']:g} | {c['epoch']['epoch']} | {fmean(dev) * 100:.1f} +- {stdev(dev) * 100:.1f} | "
                      f"{fmean(test) * 100:.1f} +- {stdev(test) * 100:.1f} | {versus} |")
     lines += [f"| {r['method']} | {r['lr']:g} | failed: {r['error'][:120]} | | | |" for r in rows if "error" in r]
+    lines += [f"| {r['method']} | {r['lr']:g} | cut short after {len(r['epochs'])} epochs | | | |"
+              for r in rows if r.get("cut_short")]
     return lines
 
 
@@ -128,6 +147,8 @@ def main() -> None:
     parser.add_argument("--report", metavar="JSON", help="the table of a finished (or cut-short) grid")
     args = parser.parse_args()
     if args.report:
+        if not Path(args.report).is_file():
+            raise SystemExit(f"{args.report}: not written (no epoch of the grid ended)")
         lines = report(json.loads(Path(args.report).read_text()))
         print("\n".join(lines))
         if args.out.endswith(".md"):

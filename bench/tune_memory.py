@@ -13,7 +13,8 @@ own process, so neither inherits the other's heap.
 
 ``--variants`` adds probes of Tune's logger callbacks (``trim-no-loggers``, ``trim-csv``, ``trim-json``,
 ``trim-csv-json``, ``trim-no-tensorboard``) and ``lean`` (what ``ipt-ray sweep`` runs:
-:func:`~ipt_ray.sweep.trial_state.lean_trial_records` around ``fit()``) (:data:`VARIANTS`); by default the two
+:func:`~ipt_ray.sweep.trial_state.lean_trial_records` around ``fit()``), and ``lean-minimal`` (the same with a
+one-key result and no checkpoint: what Tune keeps per trial whatever a trial reports) (:data:`VARIANTS`); by default the two
 rows of the table run. ``--checkpoint`` makes each epoch's report carry a checkpoint (a 1 KiB file), as this
 project's trials do, so the driver's records of checkpoints count too; ``--epochs`` sets how many.
 
@@ -53,6 +54,9 @@ def trainable(config: dict[str, Any]) -> None:
     from ray import tune
 
     for epoch in range(1, config["epochs"] + 1):
+        if config.get("minimal"):  # Tune's own floor: one key, no checkpoint
+            tune.report({"dev_accuracy_mean": config["x"] + 0.001 * epoch})
+            continue
         result: dict[str, float] = {"epoch": epoch, "epoch_time_s": 0.01, "trainable_params": 1000.0,
                                     "trainable_pct": 0.1, "resumed_from_epoch": 0.0, "world_size": 1.0}
         for name in PER_SEED:
@@ -69,7 +73,7 @@ def trainable(config: dict[str, Any]) -> None:
 
 
 def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
-                checkpoint: bool = False) -> dict[str, Any]:
+                checkpoint: bool = False, minimal: bool = False) -> dict[str, Any]:
     """One Tuner run in this process; RSS after each ended trial. ``loggers``: Tune's automatic CSV, JSON
     and TensorBoard logger callbacks (``auto``, Tune's default; ``ipt-ray sweep`` runs ``none`` since
     2026-12-04: ``trial_state.lean_trial_records``), the automatic ones without
@@ -106,7 +110,8 @@ def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
         with tempfile.TemporaryDirectory(prefix="tune-memory-") as storage:
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
-                param_space={"x": tune.uniform(0.0, 1.0), "epochs": epochs, "checkpoint": checkpoint},
+                param_space={"x": tune.uniform(0.0, 1.0), "epochs": epochs, "checkpoint": checkpoint,
+                             "minimal": minimal},
                 tune_config=tune.TuneConfig(metric="dev_accuracy_mean", mode="max", num_samples=trials,
                                             max_concurrent_trials=4, reuse_actors=True),
                 run_config=tune.RunConfig(storage_path=storage, name="tune-memory", callbacks=callbacks, verbose=0))
@@ -118,7 +123,7 @@ def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
     finally:
         ray.shutdown()
     half = len(rss.samples) // 2
-    return {"trim": trim, "loggers": loggers, "trials": trials, "epochs": epochs, "checkpoint": checkpoint, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
+    return {"trim": trim, "loggers": loggers, "minimal": minimal, "trials": trials, "epochs": epochs, "checkpoint": checkpoint, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
             "rss_after_fit_mb": round(after_fit, 1),
             "slope_kib_per_trial": round(1024 * slope(rss.samples[half:]), 1),
             "python_objects_per_trial": round(slope(rss.python_objects[half:]), 1)}
@@ -132,7 +137,10 @@ def slope(values: list[float]) -> float:
 VARIANTS = {"plain": (False, "auto"), "trim": (True, "auto"), "trim-csv-json": (True, "csv-json"),
             "trim-no-tensorboard": (True, "auto-without-tensorboard"), "trim-no-loggers": (True, "none"),
             "trim-csv": (True, "csv"), "trim-json": (True, "json"), "plain-no-loggers": (False, "none"),
-            "lean": (True, "lean")}
+            "lean": (True, "lean"), "lean-minimal": (True, "lean", True)}
+
+
+DEFAULT_VARIANTS = ["plain", "trim"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--checkpoint", action="store_true", help="a checkpoint with every epoch's report")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "tune_memory.md"))
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["plain", "trim"])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=DEFAULT_VARIANTS)
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args(argv)
     if args.variant:
-        print(json.dumps(run_variant(args.trials, *VARIANTS[args.variant], args.epochs, args.checkpoint)))
+        trim, loggers, *minimal = VARIANTS[args.variant]
+        print(json.dumps(run_variant(args.trials, trim, loggers, args.epochs, args.checkpoint, *minimal)))
         return 0
     rows = []
     for variant in args.variants:
@@ -157,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"`python -m bench.tune_memory --trials {args.trials}"
         + (f" --epochs {args.epochs}" if args.epochs != 2 else "") + (" --checkpoint" if args.checkpoint else "")
+        + (f" --variants {' '.join(args.variants)}" if args.variants != DEFAULT_VARIANTS else "")
         + f"`: a `tune.Tuner` on a fresh local Ray, {args.trials} function trials (4 at a time), each reporting "
-        f"{args.epochs} epochs of a 57-key result shaped like this project's"
+        f"{args.epochs} epochs of a 57-key result shaped like this project's (one key where a row says so)"
         + (", each with a checkpoint (one 1 KiB file)" if args.checkpoint else ", nothing else")
         + ". Driver RSS after gc at each trial's end; the slope over the second half of the trials "
         "(RSS, and the count of gc-tracked Python objects); RSS once `fit()` has returned its `ResultGrid`.", "",
@@ -169,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         samples = row["rss_mb"]
         loggers = row.get("loggers", "auto")
         callbacks = ("TrimEndedTrials" if row["trim"] else "none") + (
-            "" if loggers == "auto" else " + `lean_trial_records`" if loggers == "lean" else f"; loggers: {loggers}")
+            "" if loggers == "auto" else " + `lean_trial_records`" if loggers == "lean" else f"; loggers: {loggers}") + (
+            "; a one-key result, no checkpoint" if row.get("minimal") else "")
         lines.append(f"| {callbacks} | {samples[0]} / {samples[len(samples) // 2]} / "
                      f"{samples[-1]} | {row['slope_kib_per_trial']} | {row['python_objects_per_trial']} | "
                      f"{row['rss_after_fit_mb']} | {row['best']:.4f} |")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+import bench.gpu_grid
 from bench.cuda_epoch import METHODS, epoch_config
-from bench.gpu_grid import grid_configs, report
+from bench.gpu_grid import grid_configs, report, run_grid
 from bench.__main__ import seed_step_figures
 from ipt_ray.config import validate_config
 
@@ -72,6 +75,43 @@ def test_a_failed_config_is_listed_and_its_epochs_before_the_failure_choose_noth
     lines = report([good, failed])
     assert "| Prompt Tuning | 0.01 | 1 | 60.0 +- 0.0 | 50.0 +- 0.0 | - |" in lines
     assert lines[-1].startswith("| Prompt Tuning | 0.03 | failed: OutOfMemoryError")
+
+
+class DeviceTimeLimit(BaseException):
+    """What ``timeout`` does to the grid: nothing in it gets to handle the end."""
+
+
+def test_a_grid_cut_short_keeps_its_ended_epochs_and_a_rerun_trains_the_cut_config_again(tmp_path, monkeypatch):
+    path = tmp_path / "grid.yaml"
+    path.write_text("task: {name: cb}\ntrain: {lr: 0.1, seeds: [0, 1, 2], epochs: 3}\nsweep:\n  searcher: grid\n"
+                    "  search_space:\n    train.lr: {type: choice, values: [0.01, 0.03]}\n")
+    trained = []
+
+    def fake_run_local(cfg, run_dir, report_fn, limit=None):
+        trained.append(cfg.train.lr)
+        for epoch in range(1, cfg.train.epochs + 1):
+            dev = 0.5 + cfg.train.lr * epoch
+            report_fn({"epoch": epoch, "dev_accuracy_mean": dev, "test_accuracy_mean": dev,
+                       **{f"{split}_accuracy/seed_{s}": dev for split in ("dev", "test") for s in range(3)}}, None)
+            if cfg.train.lr == 0.03 and epoch == 2 and limit:
+                raise DeviceTimeLimit
+        return {"trainable_pct": 0.1}
+
+    out = tmp_path / "grid.json"
+    monkeypatch.setattr(bench.gpu_grid, "run_local", lambda cfg, run_dir, report_fn: fake_run_local(cfg, run_dir, report_fn, limit=True))
+    with pytest.raises(DeviceTimeLimit):
+        run_grid([str(path)], [], out, tmp_path / "runs")
+    rows = json.loads(out.read_text())
+    assert [(r["lr"], len(r["epochs"]), r.get("cut_short", False)) for r in rows] == [(0.01, 3, False), (0.03, 2, True)]
+    lines = report(rows)
+    assert lines[-1] == "| PT + Random IPT | 0.03 | cut short after 2 epochs | | | |"
+    assert "| PT + Random IPT | 0.01 | 3 |" in lines[2]  # the cut config's better epochs choose nothing
+
+    monkeypatch.setattr(bench.gpu_grid, "run_local", lambda cfg, run_dir, report_fn: fake_run_local(cfg, run_dir, report_fn))
+    run_grid([str(path)], [], out, tmp_path / "runs")
+    assert trained == [0.01, 0.03, 0.03]  # the finished config is not trained again
+    rows = json.loads(out.read_text())
+    assert [(r["lr"], len(r["epochs"]), "cut_short" in r) for r in rows] == [(0.01, 3, False), (0.03, 3, False)]
 
 
 def test_the_seed_step_figure_is_the_range_of_ratios_and_misses_when_any_method_does():
