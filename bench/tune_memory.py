@@ -73,8 +73,9 @@ def trainable(config: dict[str, Any]) -> None:
 
 
 def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
-                checkpoint: bool = False, minimal: bool = False) -> dict[str, Any]:
-    """One Tuner run in this process; RSS after each ended trial. ``loggers``: Tune's automatic CSV, JSON
+                checkpoint: bool = False, minimal: bool = False, runs: int = 1) -> dict[str, Any]:
+    """``trials`` in ``runs`` Tuner runs one after the other in this process (each ``trials // runs``);
+    RSS after each ended trial. ``loggers``: Tune's automatic CSV, JSON
     and TensorBoard logger callbacks (``auto``, Tune's default; ``ipt-ray sweep`` runs ``none`` since
     2026-12-04: ``trial_state.lean_trial_records``), the automatic ones without
     TensorBoard (``auto-without-tensorboard``), CSV and/or JSON passed explicitly with the automatic ones
@@ -98,34 +99,43 @@ def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
 
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     rss = RssAtTrialEnd()
-    callbacks: list[Any] = [rss] + ([TrimEndedTrials(["dev_accuracy_mean"])] if trim else [])
     explicit = {"csv-json": [CSVLoggerCallback, JsonLoggerCallback], "csv": [CSVLoggerCallback],
                 "json": [JsonLoggerCallback], "none": []}
     if loggers in explicit:
         os.environ[AUTO_LOGGERS_OFF] = "1"  # one child process per variant: nothing to restore
-        callbacks += [logger() for logger in explicit[loggers]]
     elif loggers == "auto-without-tensorboard":  # Tune skips its TensorBoard logger when tensorboardX won't import
         sys.modules["tensorboardX"] = None  # type: ignore[assignment]
+    per_run = trials // runs
+    after_fit: list[float] = []
     try:
         with tempfile.TemporaryDirectory(prefix="tune-memory-") as storage:
-            tuner = tune.Tuner(
-                tune.with_resources(trainable, {"cpu": 1}),
-                param_space={"x": tune.uniform(0.0, 1.0), "epochs": epochs, "checkpoint": checkpoint,
-                             "minimal": minimal},
-                tune_config=tune.TuneConfig(metric="dev_accuracy_mean", mode="max", num_samples=trials,
-                                            max_concurrent_trials=4, reuse_actors=True),
-                run_config=tune.RunConfig(storage_path=storage, name="tune-memory", callbacks=callbacks, verbose=0))
-            with lean_trial_records() if loggers == "lean" else nullcontext():  # as ipt-ray sweep runs fit()
-                grid = tuner.fit()
-            gc.collect()
-            after_fit = rss_mb()
-            best = grid.get_best_result().metrics["dev_accuracy_mean"]  # Tune's lookup still works when trimmed
+            for run in range(runs):
+                callbacks: list[Any] = [rss] + ([TrimEndedTrials(["dev_accuracy_mean"])] if trim else [])
+                callbacks += [logger() for logger in explicit.get(loggers, [])]
+                tuner = tune.Tuner(
+                    tune.with_resources(trainable, {"cpu": 1}),
+                    param_space={"x": tune.uniform(0.0, 1.0), "epochs": epochs, "checkpoint": checkpoint,
+                                 "minimal": minimal},
+                    tune_config=tune.TuneConfig(metric="dev_accuracy_mean", mode="max", num_samples=per_run,
+                                                max_concurrent_trials=4, reuse_actors=True),
+                    run_config=tune.RunConfig(storage_path=storage, name=f"tune-memory-{run}", callbacks=callbacks,
+                                              verbose=0))
+                with lean_trial_records() if loggers == "lean" else nullcontext():  # as ipt-ray sweep runs fit()
+                    grid = tuner.fit()
+                gc.collect()
+                after_fit.append(rss_mb())
+                best = grid.get_best_result().metrics["dev_accuracy_mean"]  # Tune's lookup still works when trimmed
+                del grid, tuner  # what a driver running the next run no longer holds
     finally:
         ray.shutdown()
     half = len(rss.samples) // 2
-    return {"trim": trim, "loggers": loggers, "minimal": minimal, "trials": trials, "epochs": epochs, "checkpoint": checkpoint, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
-            "rss_after_fit_mb": round(after_fit, 1),
+    by_run = [rss.samples[run * per_run:(run + 1) * per_run] for run in range(runs)]
+    return {"trim": trim, "loggers": loggers, "minimal": minimal, "trials": trials, "runs": runs, "epochs": epochs,
+            "checkpoint": checkpoint, "rss_mb": [round(x, 1) for x in rss.samples], "best": best,
+            "rss_after_fit_mb": round(after_fit[-1], 1),
             "slope_kib_per_trial": round(1024 * slope(rss.samples[half:]), 1),
+            "slope_kib_per_trial_by_run": [round(1024 * slope(part[len(part) // 2:]), 1) for part in by_run],
+            "rss_after_fit_mb_by_run": [round(x, 1) for x in after_fit],
             "python_objects_per_trial": round(slope(rss.python_objects[half:]), 1)}
 
 
@@ -143,23 +153,32 @@ VARIANTS = {"plain": (False, "auto"), "trim": (True, "auto"), "trim-csv-json": (
 DEFAULT_VARIANTS = ["plain", "trim"]
 
 
+def per_run(row: dict[str, Any], key: str) -> str:
+    """A row's figure, or its figure for each Tuner run (``--runs``) separated by /."""
+    by_run = row.get(f"{key}_by_run", [])
+    return " / ".join(str(x) for x in by_run) if len(by_run) > 1 else str(row[key])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--checkpoint", action="store_true", help="a checkpoint with every epoch's report")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="split the trials into this many Tuner runs, one after the other in one driver")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "tune_memory.md"))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=DEFAULT_VARIANTS)
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args(argv)
     if args.variant:
         trim, loggers, *minimal = VARIANTS[args.variant]
-        print(json.dumps(run_variant(args.trials, trim, loggers, args.epochs, args.checkpoint, *minimal)))
+        print(json.dumps(run_variant(args.trials, trim, loggers, args.epochs, args.checkpoint, *(minimal or [False]),
+                                     runs=args.runs)))
         return 0
     rows = []
     for variant in args.variants:
         done = subprocess.run([sys.executable, "-m", "bench.tune_memory", "--trials", str(args.trials),
-                               "--epochs", str(args.epochs), "--variant", variant]
+                               "--epochs", str(args.epochs), "--variant", variant, "--runs", str(args.runs)]
                               + (["--checkpoint"] if args.checkpoint else []), capture_output=True, text=True, check=True,
                               cwd=Path(__file__).resolve().parents[1])
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -167,9 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         f"`python -m bench.tune_memory --trials {args.trials}"
         + (f" --epochs {args.epochs}" if args.epochs != 2 else "") + (" --checkpoint" if args.checkpoint else "")
         + (f" --variants {' '.join(args.variants)}" if args.variants != DEFAULT_VARIANTS else "")
+        + (f" --runs {args.runs}" if args.runs > 1 else "")
         + f"`: a `tune.Tuner` on a fresh local Ray, {args.trials} function trials (4 at a time), each reporting "
         f"{args.epochs} epochs of a 57-key result shaped like this project's (one key where a row says so)"
         + (", each with a checkpoint (one 1 KiB file)" if args.checkpoint else ", nothing else")
+        + (f", in {args.runs} Tuner runs one after the other in the same driver ({args.trials // args.runs} trials "
+           "each; per-run figures separated by /)" if args.runs > 1 else "")
         + ". Driver RSS after gc at each trial's end; the slope over the second half of the trials "
         "(RSS, and the count of gc-tracked Python objects); RSS once `fit()` has returned its `ResultGrid`.", "",
         "| Tune callbacks | driver RSS at 1st / 50% / last ended trial (MB) | RSS per further trial (KiB) | "
@@ -182,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             "" if loggers == "auto" else " + `lean_trial_records`" if loggers == "lean" else f"; loggers: {loggers}") + (
             "; a one-key result, no checkpoint" if row.get("minimal") else "")
         lines.append(f"| {callbacks} | {samples[0]} / {samples[len(samples) // 2]} / "
-                     f"{samples[-1]} | {row['slope_kib_per_trial']} | {row['python_objects_per_trial']} | "
-                     f"{row['rss_after_fit_mb']} | {row['best']:.4f} |")
+                     f"{samples[-1]} | {per_run(row, 'slope_kib_per_trial')} | {row['python_objects_per_trial']} | "
+                     f"{per_run(row, 'rss_after_fit_mb')} | {row['best']:.4f} |")
     write_results(args.out, lines, {"rows": rows})
     return 0
 
