@@ -54,11 +54,10 @@ def run_grid(paths: list[str], overrides: list[str], out: Path, run_dir: Path) -
             record = {"config": path, "point": point, "method": label, "lr": cfg.train.lr, "seeds": cfg.train.seeds,
                       "task": cfg.task.name, "protocol": cfg.task.protocol, "epochs": epochs,
                       "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"}
-            record["cut_short"] = True  # until run_local returns or fails
 
             def keep_epoch(metrics: dict[str, Any], _checkpoint: Any) -> None:
                 epochs.append(dict(metrics))
-                save(out, done + [record])
+                save(out, done + [{**record, "cut_short": True}])  # until run_local returns or fails
 
             try:
                 result = run_local(cfg, run_dir=run_dir / f"{len(done)}", report_fn=keep_epoch)
@@ -68,7 +67,6 @@ def run_grid(paths: list[str], overrides: list[str], out: Path, run_dir: Path) -
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
             record["wall_s"] = time.perf_counter() - started
-            del record["cut_short"]
             done.append(record)
             save(out, done)
             if "error" in record:

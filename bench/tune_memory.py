@@ -14,12 +14,13 @@ own process, so neither inherits the other's heap.
 ``--variants`` adds probes of Tune's logger callbacks (``trim-no-loggers``, ``trim-csv``, ``trim-json``,
 ``trim-csv-json``, ``trim-no-tensorboard``) and ``lean`` (what ``ipt-ray sweep`` runs:
 :func:`~ipt_ray.sweep.trial_state.lean_trial_records` around ``fit()``), and ``lean-minimal`` (the same with a
-one-key result and no checkpoint: what Tune keeps per trial whatever a trial reports) (:data:`VARIANTS`); by default the two
-rows of the table run. ``--checkpoint`` makes each epoch's report carry a checkpoint (a 1 KiB file), as this
+one-key result and no checkpoint: what Tune keeps per trial whatever a trial reports) (:data:`VARIANTS`:
+``run_variant``'s ``trim``, ``loggers`` and, where given, ``minimal``); by default the two rows of the table
+run. ``--runs K`` splits the trials into K Tuner runs one after the other in the same driver. ``--checkpoint`` makes each epoch's report carry a checkpoint (a 1 KiB file), as this
 project's trials do, so the driver's records of checkpoints count too; ``--epochs`` sets how many.
 
 Usage: python -m bench.tune_memory [--trials 400] [--epochs 2] [--checkpoint] [--variants plain trim ...]
-       [--out bench/results/tune_memory.md]
+       [--runs 1] [--out bench/results/tune_memory.md]
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def trainable(config: dict[str, Any]) -> None:
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def run_variant(trials: int, trim: bool, loggers: str = "auto", epochs: int = 2,
-                checkpoint: bool = False, minimal: bool = False, runs: int = 1) -> dict[str, Any]:
+def run_variant(trials: int, trim: bool, loggers: str = "auto", minimal: bool = False, *, epochs: int = 2,
+                checkpoint: bool = False, runs: int = 1) -> dict[str, Any]:
     """``trials`` in ``runs`` Tuner runs one after the other in this process (each ``trials // runs``);
     RSS after each ended trial. ``loggers``: Tune's automatic CSV, JSON
     and TensorBoard logger callbacks (``auto``, Tune's default; ``ipt-ray sweep`` runs ``none`` since
@@ -170,10 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=DEFAULT_VARIANTS)
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args(argv)
+    if args.runs < 1 or args.trials % args.runs:
+        parser.error(f"--trials {args.trials} does not split into --runs {args.runs} runs of equal size")
     if args.variant:
-        trim, loggers, *minimal = VARIANTS[args.variant]
-        print(json.dumps(run_variant(args.trials, trim, loggers, args.epochs, args.checkpoint, *(minimal or [False]),
-                                     runs=args.runs)))
+        print(json.dumps(run_variant(args.trials, *VARIANTS[args.variant], epochs=args.epochs,
+                                     checkpoint=args.checkpoint, runs=args.runs)))
         return 0
     rows = []
     for variant in args.variants:
