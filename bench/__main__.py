@@ -14,6 +14,7 @@ with its target, whether it is met, and the command that reproduces it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -126,25 +127,29 @@ def serve_figures(data: dict[str, Any]) -> list[Figure]:
     return out
 
 
-def scale_figures(data: dict[str, Any]) -> list[Figure]:
+def scale_figures(data: dict[str, Any], name: str = "scale") -> list[Figure]:
     out = []
     for row in data["rows"]:
         n = row["trials"]
+        runs = f" in Tune runs of {row['trials_per_run']}" if row.get("trials_per_run") else ""
         if row["killed_and_resumed"]:
-            out.append(Figure("scale", f"{n} trials, driver killed after {row['killed_after_trials']} and resumed: "
-                                       "MLflow exact, no epoch twice", "yes" if row["exact"] else "no",
+            out.append(Figure(name, f"{n} trials{runs}, driver killed after {row['killed_after_trials']} and resumed: "
+                                    "MLflow exact, no epoch twice", "yes" if row["exact"] else "no",
                               "exact", row["exact"]))
             continue
         target, met = _ratio(row["wall_over_ideal"], 1.15 if n >= 500 else None)
-        out += [Figure("scale", f"{n} trials: sweep wall / ideal", f"{row['wall_over_ideal']:.2f}", target, met),
-                Figure("scale", f"{n} trials: trial's own time, overhead per trial (slot-s)",
+        out += [Figure(name, f"{n} trials{runs}: sweep wall / ideal", f"{row['wall_over_ideal']:.2f}", target, met),
+                Figure(name, f"{n} trials{runs}: trial's own time, overhead per trial (slot-s)",
                        f"{row['trial_time_s'] / n:.2f} s, {slot_overhead_s(row):.2f} s"),
-                Figure("scale", f"{n} trials: trials/s, driver CPU / trial, MLflow requests / trial",
+                Figure(name, f"{n} trials{runs}: trials/s, driver CPU / trial, MLflow requests / trial",
                        f"{row['trials_per_s']:.2f}, {row['driver_cpu_ms_per_trial']:.0f} ms, "
                        f"{row['mlflow_requests_per_trial']:.1f}"),
-                Figure("scale", f"{n} trials: driver peak RSS", f"{row['driver_peak_rss_mb']:.0f} MB"),
-                Figure("scale", f"{n} trials: MLflow exact (1 + {5 * n} + 1 runs)", "yes" if row["exact"] else "no",
+                Figure(name, f"{n} trials{runs}: driver peak RSS", f"{row['driver_peak_rss_mb']:.0f} MB"),
+                Figure(name, f"{n} trials{runs}: MLflow exact (1 + {5 * n} + 1 runs)", "yes" if row["exact"] else "no",
                        "exact", row["exact"])]
+        if row.get("driver_rss_kib_per_trial") is not None:
+            out.insert(-1, Figure(name, f"{n} trials{runs}: driver RSS per further trial (second half of the trials)",
+                                  f"{row['driver_rss_kib_per_trial']:.1f} KiB"))
     return out
 
 
@@ -197,12 +202,19 @@ BENCHMARKS: dict[str, Benchmark] = {
 GPU_RESULTS: dict[str, Callable[[Any], list[Figure]]] = {"seed_step": seed_step_figures,
                                                          "cuda_epoch": cuda_epoch_figures}
 
+# Longer runs of a benchmark above, in files of their own: collected when on file, never run by this runner
+ON_FILE: dict[str, tuple[Callable[[Any], list[Figure]], str]] = {
+    "scale_runs": (functools.partial(scale_figures, name="scale_runs"),
+                   "python -m bench.scale --trials 500 --kill-at 0.5 --trials-per-run 125 --out bench/results/scale_runs.md"),
+}
+
 
 def collect(ran: dict[str, dict[str, Any]], results: Path = RESULTS) -> tuple[list[str], dict[str, Any]]:
     figures: list[Figure] = []
     summary: dict[str, Any] = {}
     readers = {**{name: (b.figures, f"python -m bench --only {name}") for name, b in BENCHMARKS.items()},
-               **{name: (read, "bash bench/gpu_check.sh (on a CUDA machine)") for name, read in GPU_RESULTS.items()}}
+               **{name: (read, "bash bench/gpu_check.sh (on a CUDA machine)") for name, read in GPU_RESULTS.items()},
+               **ON_FILE}
     for name, (read, command) in readers.items():
         raw = results / f"{name}.json"
         if not raw.exists():

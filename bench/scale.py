@@ -20,8 +20,10 @@ trials x 5 children, 1 aggregate, one run per config and seed, each child's epoc
 With ``--kill-at F`` the largest sweep's driver is SIGKILLed once a fraction F of its trials have
 ended, then resumed with ``--resume``; MLflow must still be exact, with no epoch logged twice.
 
+With ``--trials-per-run N`` each sweep runs as Tune runs of at most N trials (``sweep.trials_per_run``).
+
 Usage: python -m bench.scale [--trials 50 500] [--nodes 4] [--kill-at 0.5] [--train-samples 250] [--server-workers 4]
-       [--out bench/results/scale.md] [--render]
+       [--trials-per-run N] [--out bench/results/scale.md] [--render]
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def simulated_cluster(nodes: int) -> Iterator[Any]:
 
 
 def sweep_file(workdir: Path, backbone: Path, trials: int, uri: str, address: str, tag: str,
-               train_samples: int = TRAIN_SAMPLES) -> Path:
+               train_samples: int = TRAIN_SAMPLES, trials_per_run: int | None = None) -> Path:
     data = {
         "task": {"name": "cb", "max_train_samples": train_samples, "max_eval_samples": 8, "max_length": 32},
         "backbone": {"name": str(backbone)},
@@ -92,7 +94,8 @@ def sweep_file(workdir: Path, backbone: Path, trials: int, uri: str, address: st
                   "search_space": {
                       "method.strategy": {"type": "choice", "values": ["prompt_tuning", "random_ipt"]},
                       "method.prompt_length": {"type": "choice", "values": [2, 4]},
-                      "train.lr": {"type": "loguniform", "low": 1e-3, "high": 3e-2}}},
+                      "train.lr": {"type": "loguniform", "low": 1e-3, "high": 3e-2}},
+                  **({"trials_per_run": trials_per_run} if trials_per_run else {})},
         "tracking": {"uri": uri, "experiment": f"scale-{tag}"},
         "cluster": {"address": address, "num_workers": 0, "cpus_per_trial": 1},
     }
@@ -257,9 +260,9 @@ def access_lines(log: Path) -> int:
 
 
 def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Path, kill_at: float | None,
-             concurrency: int, train_samples: int = TRAIN_SAMPLES) -> dict[str, Any]:
+             concurrency: int, train_samples: int = TRAIN_SAMPLES, trials_per_run: int | None = None) -> dict[str, Any]:
     tag = f"{trials}" + ("-killed" if kill_at else "")
-    path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag, train_samples)
+    path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag, train_samples, trials_per_run)
     db = server.root / "mlflow.db"
     requests_before, server_cpu_before = access_lines(server.log), server_cpu_s(server)
     legs = []
@@ -283,6 +286,7 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
     cpu = sum(leg["cpu_s"] for leg in legs)
     return {
         "trials": trials, "configs": configs, "killed_and_resumed": bool(kill_at), "train_samples": train_samples,
+        "trials_per_run": trials_per_run if trials_per_run and trials_per_run < trials else None,
         "server_workers": server.workers,
         "killed_after_trials": legs[0].get("killed_after_trials") if kill_at else None,
         "sweep_wall_s": sweep_wall, "process_wall_s": round(sum(leg["process_wall_s"] for leg in legs), 1),
@@ -319,6 +323,8 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
     ]
     for r in rows:
         label = f"{r['trials']} (killed after {r['killed_after_trials']}, resumed)" if r["killed_and_resumed"] else str(r["trials"])
+        if r.get("trials_per_run"):
+            label += f" in Tune runs of {r['trials_per_run']}"
         runs = r["runs"]
         exact = (f"{'yes' if r['exact'] else 'NO'}: {runs.get('parent', 0)} + {runs.get('trial', 0)} + "
                  f"{runs.get('aggregate', 0)} runs, {r['config_seed_twice']} (config, seed) twice, "
@@ -352,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-only", action="store_true", help="only the killed sweep; keep the other rows on file")
     parser.add_argument("--train-samples", type=int, default=TRAIN_SAMPLES,
                         help="CB training examples per seed and epoch (batch 8): sets how long a trial trains")
+    parser.add_argument("--trials-per-run", type=int, default=None,
+                        help="sweep.trials_per_run: each sweep as Tune runs of at most this many trials")
     parser.add_argument("--render", action="store_true", help="only rewrite the table from the JSON on file")
     args = parser.parse_args(argv)
     if args.render:
@@ -367,11 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     with mlflow_server(workdir / "mlflow", workers=args.server_workers) as server, \
             simulated_cluster(args.nodes) as cluster:
         for trials in [] if args.kill_only else args.trials:
-            rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes, args.train_samples))
+            rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes, args.train_samples,
+                                 args.trials_per_run))
             print(json.dumps(rows[-1]), flush=True)
         if args.kill_at:
             rows.append(run_size(max(args.trials), server, cluster, backbone, workdir, args.kill_at, args.nodes,
-                                 args.train_samples))
+                                 args.train_samples, args.trials_per_run))
             print(json.dumps(rows[-1]), flush=True)
     write_results(Path(args.out), render(rows, args.nodes), {"rows": rows})
     return 0 if all(r["exact"] for r in rows) else 1

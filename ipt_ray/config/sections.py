@@ -180,6 +180,10 @@ class SweepConfig(StrictSection):
     min_samples_required: int = Field(
         2, ge=1, description="median, same_epoch_median: other trials needed before a trial can be stopped")
     max_concurrent_trials: int | None = Field(None, ge=1)
+    trials_per_run: int | None = Field(
+        None, ge=1, description="run the sweep as Tune runs of at most this many trials, one after the other, "
+                                "sharing one Optuna study and one scheduler: the driver's memory stays bounded "
+                                "(Tune holds every trial of a run until it ends); default: one run")
     name: str | None = Field(None, description="sweep name; default: derived from the YAML file name")
     few_shot: FewShotConfig | None = Field(
         None, description="run the few-shot protocol (cross validation per data seed, then train on K / "
@@ -207,6 +211,13 @@ class SweepConfig(StrictSection):
                 raise ValueError(f"unknown search key {key!r} (allowed: {allowed}, fields of those sections, "
                                  "or a section name with mappings as choices)")
         return v
+
+    @model_validator(mode="after")
+    def _runs(self) -> SweepConfig:
+        if self.trials_per_run is not None and self.searcher == "grid":
+            raise ValueError("sweep.trials_per_run needs sweep.searcher 'optuna' or 'random', not 'grid': a grid's "
+                             "points are laid out by one Tune run (remove sweep.trials_per_run)")
+        return self
 
     @model_validator(mode="after")
     def _few_shot(self) -> SweepConfig:

@@ -8,8 +8,8 @@ from ipt_ray.sweep.resources import (RayHandle, connect_ray, disconnect_ray, max
                                      reuse_actors, trial_resources)
 from ipt_ray.sweep.driver import (SWEEP_FILE, SweepOutcome, SweepPlan, check_sweep, code_version,  # noqa: F401
                                   finish_sweep, make_tuner, new_tuner, plan_sweep, print_outcome, prune_checkpoints,
-                                  resolve_sweep, run_sweep, start_tracker, storage_root, tracking_callback,
-                                  write_sweep_file)
+                                  resolve_sweep, run_sweep, splits_into_runs, start_tracker, storage_root,
+                                  tracking_callback, write_sweep_file)
 
 __all__ = [
     'decode_params', 'encode_choice', 'grid_axis', 'grid_space', 'param_space', 'to_tune_space', 'tune_sampler',
@@ -18,5 +18,5 @@ __all__ = [
     'RayHandle', 'connect_ray', 'disconnect_ray', 'max_concurrent', 'reuse_actors', 'trial_resources',
     'SWEEP_FILE', 'SweepOutcome', 'SweepPlan', 'check_sweep', 'code_version', 'finish_sweep', 'make_tuner',
     'new_tuner', 'plan_sweep', 'print_outcome', 'prune_checkpoints', 'resolve_sweep', 'run_sweep', 'start_tracker',
-    'storage_root', 'tracking_callback', 'write_sweep_file',
+    'splits_into_runs', 'storage_root', 'tracking_callback', 'write_sweep_file',
 ]

@@ -76,29 +76,53 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
         return run_fewshot_sweep(cfg, config_path, resume, config_text, out, callbacks)
     plan = plan_sweep(cfg, config_path, resume)
     tracker = start_tracker(plan, config_text)
-    # last: the others see an ended trial whole before Tune's statistics of it are trimmed
-    tune_callbacks = [tracking_callback(plan, tracker), *(callbacks or []), PruneEndedTrialCheckpoints(),
-                      TrimEndedTrials([plan.target])]
     handle = connect_ray(cfg)
     started = time.perf_counter()
     tracker.start_background()  # trial writes leave Tune's loop (ipt_ray.tracking.writer)
     try:
-        tuner, searcher = make_tuner(plan, tune_callbacks, out, shares_idle_cpus(cfg, handle))
-        with lean_trial_records():  # what Tune keeps per trial that nothing here reads
-            grid_result = tuner.fit()
+        share_idle_cpus = shares_idle_cpus(cfg, handle)
+        if splits_into_runs(cfg):
+            from ipt_ray.sweep.runs import run_in_parts  # it builds on this module
+
+            trials, searcher = run_in_parts(plan, tracker, callbacks or [], out, share_idle_cpus)
+        else:
+            trials, searcher = run_whole(plan, tracker, callbacks or [], out, share_idle_cpus)
         tracker.stop_background()
         wall = time.perf_counter() - started
-        prune_checkpoints(grid_result)
-        retire_orphan_runs(plan, grid_result, tracker, out)
-        outcome = finish_sweep(plan, grid_result, tracker, searcher)
+        retire_orphan_runs(plan, trials, tracker, out)
+        outcome = finish_sweep(plan, trials, tracker, searcher)
     finally:
         tracker.stop_background()
         disconnect_ray(handle)
-    trial_time = sum(float((r.metrics or {}).get("time_total_s", 0.0)) for r in grid_result)
+    trial_time = sum(float((r.metrics or {}).get("time_total_s", 0.0)) for r in trials)
     print_outcome(plan, outcome, wall, trial_time, out)
     return {"name": plan.name, "sweep_id": plan.sweep_id, "summary": outcome.summary, "wall_time_s": wall,
             "trial_time_s": trial_time, "tracking_uri": plan.uri, "sweep_dir": str(plan.sweep_dir),
             "optuna_states": outcome.optuna_states, "journaled": outcome.journaled}
+
+
+def splits_into_runs(cfg: ExperimentConfig) -> bool:
+    """Does the sweep run as several Tune runs (``sweep.trials_per_run`` below its trials)?"""
+    per_run = cfg.sweep.trials_per_run
+    return per_run is not None and cfg.sweep.searcher != "grid" and per_run < cfg.sweep.num_samples
+
+
+def run_whole(plan: SweepPlan, tracker: SweepTracker, callbacks: list[Any], out,
+              share_idle_cpus: bool) -> tuple[Any, Any]:
+    """(Tune's ``ResultGrid``, Optuna searcher or None): the sweep as one Tune run (new or restored)."""
+    tuner, searcher = make_tuner(plan, tune_callbacks(plan, tracker, callbacks), out, share_idle_cpus)
+    with lean_trial_records():  # what Tune keeps per trial that nothing here reads
+        grid_result = tuner.fit()
+    prune_checkpoints(grid_result)
+    return grid_result, searcher
+
+
+def tune_callbacks(plan: SweepPlan, tracker: SweepTracker, extra: list[Any],
+                   earlier_trial_ids: list[str] | None = None) -> list[Any]:
+    """MLflow's callback, the caller's, and the two that trim what an ended trial leaves behind."""
+    # last: the others see an ended trial whole before Tune's statistics of it are trimmed
+    return [tracking_callback(plan, tracker, earlier_trial_ids or []), *extra, PruneEndedTrialCheckpoints(),
+            TrimEndedTrials([plan.target])]
 
 
 def check_sweep(cfg: ExperimentConfig) -> None:
@@ -132,32 +156,84 @@ def start_tracker(plan: SweepPlan, config_text: str | None) -> SweepTracker:
     return tracker
 
 
-def tracking_callback(plan: SweepPlan, tracker: SweepTracker) -> MlflowTrackingCallback:
+def tracking_callback(plan: SweepPlan, tracker: SweepTracker,
+                      earlier_trial_ids: list[str] | None = None) -> MlflowTrackingCallback:
     cfg = plan.cfg
     return MlflowTrackingCallback(tracker, seeds=plan.seeds, metric=cfg.sweep.metric, max_epochs=cfg.train.epochs,
                                   config_id=config_id, default_strategy=cfg.method.strategy, resuming=plan.resuming,
-                                  adapters_dir=plan.sweep_dir / "adapters")  # where ipt_trial saves them
+                                  adapters_dir=plan.sweep_dir / "adapters",  # where ipt_trial saves them
+                                  earlier_trial_ids=earlier_trial_ids or [])
+
+
+@dataclass
+class TuneRun:
+    """One Tune run of a sweep: the whole sweep, or one part of a split one (:mod:`ipt_ray.sweep.runs`)."""
+
+    name: str  # Tune's experiment name
+    storage: Path  # Tune's storage_path: the run's folder is storage / name
+    num_samples: int
+    scheduler: Any
+    metric: str | None  # None: the searcher and scheduler hold metric and mode (one instance, several runs)
+    mode: str | None
+
+    @property
+    def path(self) -> Path:
+        return self.storage / self.name
+
+
+def whole_run(plan: SweepPlan) -> TuneRun:
+    """The sweep as one Tune run, in the sweep's own folder."""
+    cfg = plan.cfg
+    return TuneRun(name=plan.name, storage=plan.root,
+                   num_samples=1 if cfg.sweep.searcher == "grid" else cfg.sweep.num_samples,
+                   scheduler=make_scheduler(cfg, cfg.train.epochs), metric=plan.target, mode=cfg.sweep.mode)
+
+
+def make_trainable(plan: SweepPlan, share_idle_cpus: bool = False) -> Any:
+    """The Tune function trainable of every trial of the sweep, with its resources."""
+    from ray import tune  # heavy, optional: only when a sweep starts
+
+    cfg = plan.cfg
+    return tune.with_resources(
+        tune.with_parameters(ipt_trial, base=cfg.model_dump(mode="json"), storage=str(plan.sweep_dir),
+                             share_idle_cpus=share_idle_cpus),
+        trial_resources(cfg),
+    )
 
 
 def make_tuner(plan: SweepPlan, callbacks: list[Any], out, share_idle_cpus: bool = False) -> tuple[Any, Any]:
     """(tuner, Optuna searcher or None): the stored sweep restored, or a new one with its metadata file."""
+    trainable = make_trainable(plan, share_idle_cpus)
+    if plan.resuming:
+        tuner = restore_tuner(plan.sweep_dir, trainable, callbacks, out, f"sweep {plan.name}")
+        if tuner is not None:
+            return tuner, None
+    write_sweep_file(plan)
+    searcher = make_searcher(plan.cfg, plan.target, plan.cfg.train.epochs)
+    return new_tuner(plan, trainable, searcher, callbacks, whole_run(plan)), searcher
+
+
+def restore_tuner(path: Path, trainable: Any, callbacks: list[Any], out, label: str) -> Any:
+    """The Tune run stored at ``path``, to resume (its unfinished and errored trials run again); None when
+    Tune has no snapshot there."""
     from ray import tune  # heavy, optional: only when a sweep starts
 
-    cfg, sweep_dir = plan.cfg, plan.sweep_dir
-    trainable = tune.with_resources(
-        tune.with_parameters(ipt_trial, base=cfg.model_dump(mode="json"), storage=str(sweep_dir),
-                             share_idle_cpus=share_idle_cpus),
-        trial_resources(cfg),
-    )
-    if plan.resuming and tune.Tuner.can_restore(str(sweep_dir)):
-        out(f"resuming sweep {plan.name} from {sweep_dir}")
-        tuner = tune.Tuner.restore(str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True)
-        # Tune restored the callbacks pickled with the run config; hand over fresh ones (no public setter).
-        tuner._local_tuner._run_config.callbacks = callbacks  # noqa: SLF001
-        return tuner, None
-    write_sweep_file(plan)
-    searcher = make_searcher(cfg, plan.target, cfg.train.epochs)
-    return new_tuner(plan, trainable, searcher, callbacks), searcher
+    if not has_snapshot(path):
+        return None
+    out(f"resuming {label} from {path}")
+    tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    # Tune restored the callbacks pickled with the run config; hand over fresh ones (no public setter).
+    tuner._local_tuner._run_config.callbacks = callbacks  # noqa: SLF001
+    return tuner
+
+
+def has_snapshot(path: Path) -> bool:
+    """Did a Tune run at ``path`` save its experiment state? ``Tuner.can_restore`` checks only the ``tuner.pkl``
+    a ``Tuner`` writes when it is made: a driver killed before the run's first snapshot left that alone, and
+    Tune then "restores" a run whose searcher was never given its search space (seen in bench.scale)."""
+    from ray import tune  # heavy, optional: only when a sweep starts
+
+    return tune.Tuner.can_restore(str(path)) and any(Path(path).glob("experiment_state-*.json"))
 
 
 def write_sweep_file(plan: SweepPlan) -> None:
@@ -170,7 +246,7 @@ def write_sweep_file(plan: SweepPlan) -> None:
                                                          "config": str(plan.config_path.resolve())}))
 
 
-def new_tuner(plan: SweepPlan, trainable: Any, searcher: Any, callbacks: list[Any]) -> Any:
+def new_tuner(plan: SweepPlan, trainable: Any, searcher: Any, callbacks: list[Any], run: TuneRun) -> Any:
     from ray import tune  # heavy, optional: only when a sweep starts
 
     cfg = plan.cfg
@@ -178,15 +254,13 @@ def new_tuner(plan: SweepPlan, trainable: Any, searcher: Any, callbacks: list[An
         trainable,
         param_space=param_space(cfg),
         tune_config=tune.TuneConfig(
-            metric=plan.target, mode=cfg.sweep.mode,
-            search_alg=searcher,
-            scheduler=make_scheduler(cfg, cfg.train.epochs),
-            num_samples=1 if cfg.sweep.searcher == "grid" else cfg.sweep.num_samples,
+            metric=run.metric, mode=run.mode, search_alg=searcher, scheduler=run.scheduler,
+            num_samples=run.num_samples,
             max_concurrent_trials=max_concurrent(cfg),
             reuse_actors=reuse_actors(cfg),
         ),
         run_config=tune.RunConfig(
-            name=plan.name, storage_path=str(plan.root), callbacks=callbacks,
+            name=run.name, storage_path=str(run.storage), callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=cfg.cluster.max_failures),
             # Every checkpoint is kept while a trial runs (PruneEndedTrialCheckpoints trims a completed
             # trial's once no snapshot can name them, prune_checkpoints the rest at the end):
@@ -199,25 +273,27 @@ def new_tuner(plan: SweepPlan, trainable: Any, searcher: Any, callbacks: list[An
     )
 
 
-def retire_orphan_runs(plan: SweepPlan, grid_result: Any, tracker: SweepTracker, out,
+def retire_orphan_runs(plan: SweepPlan, trials: Any, tracker: SweepTracker, out,
                        tags: dict[str, str] | None = None) -> None:
-    """A resumed sweep's child runs (with ``tags``) of trials its Tune run no longer knows are retired
-    (:mod:`ipt_ray.tracking.orphans`). Call it with the trial writes landed (background writer stopped).
-    Tune's results name every trial they hold; should one not say its id, nothing is retired. The tracker
-    logs what it retired (also when a journal replay does it later)."""
+    """A resumed sweep's child runs (with ``tags``) whose trial is not among ``trials`` (Tune's ``ResultGrid``,
+    or the records of every run of a split sweep) are retired (:mod:`ipt_ray.tracking.orphans`). Call it with
+    the trial writes landed (background writer stopped). Tune's results name every trial they hold; should one
+    not say its id, nothing is retired. The tracker logs what it retired (also when a journal replay does it
+    later)."""
     if not plan.resuming:
         return  # only a killed driver leaves such runs
-    known = [(result.metrics or {}).get("trial_id") for result in grid_result]
+    known = [(result.metrics or {}).get("trial_id") for result in trials]
     if None in known:
         out("warning: a trial of the resumed sweep reported no result: runs of forgotten trials are kept")
         return
     tracker.retire_orphans(known, tags)
 
 
-def finish_sweep(plan: SweepPlan, grid_result: Any, tracker: SweepTracker, searcher: Any) -> SweepOutcome:
-    """Aggregate the trials, write the report files, log them to the parent run and close it."""
+def finish_sweep(plan: SweepPlan, trials: Any, tracker: SweepTracker, searcher: Any) -> SweepOutcome:
+    """Aggregate the trials (as :func:`retire_orphan_runs` takes them), write the report files, log them to
+    the parent run and close it."""
     cfg = plan.cfg
-    results = results_from_tune(grid_result, cfg.sweep.metric, plan.seeds, cfg.train.epochs)
+    results = results_from_tune(trials, cfg.sweep.metric, plan.seeds, cfg.train.epochs)
     summary = aggregate(results, cfg.sweep.metric, cfg.sweep.mode)
     artifacts = write_artifacts(summary, plan.sweep_dir / "report")
     tracker.log_aggregate(summary, artifacts)

@@ -165,7 +165,7 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
     # A select trial's weights serve nothing once it has ended (its dev curve chooses): no checkpoint kept.
     callbacks = [callback, *(extra_callbacks or []), EpochCurves(phase_dir / CURVES_FILE, cfg.sweep.metric),
                  PruneEndedTrialCheckpoints(keep_latest=phase != "select"),
-                 TrimEndedTrials([plan.target])]  # last: see driver.run_sweep
+                 TrimEndedTrials([plan.target])]  # last: see driver.tune_callbacks
     if plan.resuming and tune.Tuner.can_restore(str(phase_dir)):
         out(f"resuming few-shot phase {phase} of {plan.name} from {phase_dir}")
         tuner = tune.Tuner.restore(str(phase_dir), trainable, resume_unfinished=True, resume_errored=True)

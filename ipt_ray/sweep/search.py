@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from ipt_ray.config import ExperimentConfig
 
 
-def make_searcher(cfg: ExperimentConfig, target: str, max_epochs: int):
-    """Optuna's TPE for ``searcher: optuna`` (None: Tune's random / grid search)."""
+def make_searcher(cfg: ExperimentConfig, target: str, max_epochs: int, storage: Any = None, run: int = 0):
+    """Optuna's TPE for ``searcher: optuna`` (None: Tune's random / grid search).
+
+    ``storage``: the Optuna storage (:func:`journal`) every Tune run of a split sweep shares
+    (:mod:`ipt_ray.sweep.runs`), so the ``run`` th run's TPE proposes from every earlier trial; its sampler's
+    seed is offset by ``run`` (the same seed in each run would draw the same first configs again).
+    """
     if cfg.sweep.searcher != "optuna":
         return None
     import optuna  # heavy, optional: only for an Optuna sweep
@@ -29,25 +35,71 @@ def make_searcher(cfg: ExperimentConfig, target: str, max_epochs: int):
             self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
 
-    sampler = optuna.samplers.TPESampler(seed=cfg.sweep.searcher_seed)
-    return SeedMeanOptunaSearch(sampler=sampler, metric=target, mode=cfg.sweep.mode)  # the sampler holds the seed
+    sampler = optuna.samplers.TPESampler(seed=cfg.sweep.searcher_seed + run)
+    if storage is None:
+        return SeedMeanOptunaSearch(sampler=sampler, metric=target, mode=cfg.sweep.mode)  # the sampler holds the seed
+    return SeedMeanOptunaSearch(sampler=sampler, metric=target, mode=cfg.sweep.mode, storage=storage,
+                                study_name=STUDY_NAME)
 
 
-def make_scheduler(cfg: ExperimentConfig, max_epochs: int):
+STUDY_NAME = "sweep"  # the study's name in a split sweep's journal file
+
+
+def journal(path: Path) -> Any:
+    """Optuna's storage in a journal file (appends only: it survives a killed driver). One instance holds a copy
+    of every trial (~5 KiB each): the runs of a sweep share one."""
+    from optuna.storages import JournalStorage  # heavy, optional: only for an Optuna sweep
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def open_study(storage_or_path: Any) -> Any:
+    """The study of a split sweep, from its storage or its journal file (None when no run has written it)."""
+    import optuna  # heavy, optional: only for an Optuna sweep
+
+    if isinstance(storage_or_path, Path):
+        if not storage_or_path.is_file():
+            return None
+        storage_or_path = journal(storage_or_path)
+    if not storage_or_path.get_all_studies():
+        return None
+    return optuna.load_study(study_name=STUDY_NAME, storage=storage_or_path)
+
+
+def fail_abandoned_trials(study: Any) -> int:
+    """Mark FAIL the trials of ``study`` still RUNNING once every run has ended: those a killed driver had
+    started and no restored run knew again. Returns how many."""
+    if study is None:
+        return 0
+    import optuna  # heavy, optional: only for an Optuna sweep
+
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in running:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return len(running)
+
+
+def make_scheduler(cfg: ExperimentConfig, max_epochs: int, target: str | None = None):
     """ASHA, the median stopping rule or :func:`same_epoch_median` over epochs (None: every trial runs all
-    its epochs)."""
+    its epochs). ``target``: the scheduler holds the metric and mode itself, so that one instance can serve
+    several Tune runs (a ``TuneConfig`` with them refuses a scheduler that already has them)."""
     from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule  # heavy, optional: only when a sweep starts
 
     sweep = cfg.sweep
     if sweep.scheduler == "asha":
-        return ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=sweep.grace_period,
-                             reduction_factor=sweep.reduction_factor)
-    if sweep.scheduler == "median":
-        return MedianStoppingRule(time_attr="epoch", grace_period=sweep.grace_period,
-                                  min_samples_required=sweep.min_samples_required)
-    if sweep.scheduler == "same_epoch_median":
-        return same_epoch_median(sweep.grace_period, sweep.min_samples_required)
-    return None
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=sweep.grace_period,
+                                  reduction_factor=sweep.reduction_factor)
+    elif sweep.scheduler == "median":
+        scheduler = MedianStoppingRule(time_attr="epoch", grace_period=sweep.grace_period,
+                                       min_samples_required=sweep.min_samples_required)
+    elif sweep.scheduler == "same_epoch_median":
+        scheduler = same_epoch_median(sweep.grace_period, sweep.min_samples_required)
+    else:
+        return None
+    if target is not None:
+        scheduler.set_search_properties(target, sweep.mode)
+    return scheduler
 
 
 def same_epoch_median(grace_period: int, min_samples_required: int):
@@ -71,7 +123,8 @@ def same_epoch_median(grace_period: int, min_samples_required: int):
             self.curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> signed seed mean
 
         def set_search_properties(self, metric, mode, **spec) -> bool:
-            self.sign = -1.0 if mode == "min" else 1.0
+            if mode:  # a later Tune run passes None to a scheduler that holds its mode (ipt_ray.sweep.runs)
+                self.sign = -1.0 if mode == "min" else 1.0
             return super().set_search_properties(metric, mode, **spec)
 
         def best_until(self, trial_id: str, epoch: int) -> float | None:
@@ -101,8 +154,9 @@ def same_epoch_median(grace_period: int, min_samples_required: int):
 
 
 def optuna_states(searcher: Any) -> dict[str, int]:
-    """How Optuna saw the trials (COMPLETE / PRUNED / FAIL), for the parent run and the tests."""
-    study = getattr(searcher, "_ot_study", None)
+    """How Optuna saw the trials (COMPLETE / PRUNED / FAIL), for the parent run and the tests; ``searcher``
+    may be an Optuna study itself (a split sweep's)."""
+    study = getattr(searcher, "_ot_study", searcher)
     if study is None:
         return {}
     return dict(Counter(t.state.name for t in study.trials))

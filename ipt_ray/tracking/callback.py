@@ -28,8 +28,10 @@ class MlflowTrackingCallback(Callback):
 
     def __init__(self, tracker: SweepTracker, seeds: Sequence[int], metric: str, max_epochs: int,
                  config_id: Callable[[dict[str, Any]], str] = config_id, default_strategy: str = "",
-                 resuming: bool = False, adapters_dir: str | Path | None = None) -> None:
+                 resuming: bool = False, adapters_dir: str | Path | None = None,
+                 earlier_trial_ids: Sequence[str] = ()) -> None:
         self.tracker = tracker
+        self.earlier_trial_ids = list(earlier_trial_ids)  # the trials of a split sweep's finished Tune runs
         self.adapters_dir = Path(adapters_dir) if adapters_dir is not None else None
         self.resuming = resuming
         self.seeds = list(seeds)
@@ -40,7 +42,8 @@ class MlflowTrackingCallback(Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         if self.resuming:  # see SweepTracker.adopt_orphans
-            self.tracker.adopt_orphans(trial.trial_id, self.config_id(dict(trial.config)), [t.trial_id for t in trials])
+            known = [*self.earlier_trial_ids, *(t.trial_id for t in trials)]  # never another run's trial's
+            self.tracker.adopt_orphans(trial.trial_id, self.config_id(dict(trial.config)), known)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:

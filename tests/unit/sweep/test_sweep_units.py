@@ -125,3 +125,93 @@ def test_a_trial_takes_the_cpus_no_trial_holds_on_its_own_local_ray(monkeypatch)
     assert not shares_idle_cpus(validate_config({}), joined)  # a cluster's free CPUs are not this machine's
     assert not shares_idle_cpus(validate_config({"cluster": {"num_workers": 1}}), local)
     assert not shares_idle_cpus(validate_config({"train": {"num_threads": 1}}), local)
+
+
+def test_trials_per_run_splits_a_sweep_and_refuses_a_grid():
+    from ipt_ray.config import ConfigError
+    from ipt_ray.sweep.driver import splits_into_runs
+    from ipt_ray.sweep.runs import run_sizes
+
+    assert run_sizes(500, 100) == [100] * 5 and run_sizes(5, 2) == [2, 2, 1]
+    assert splits_into_runs(config(num_samples=5, trials_per_run=2))
+    assert not splits_into_runs(config(num_samples=5, trials_per_run=5)) and not splits_into_runs(config(num_samples=5))
+    with pytest.raises(ConfigError, match="trials_per_run needs sweep.searcher 'optuna' or 'random', not 'grid'"):
+        validate_config({"sweep": {"searcher": "grid", "trials_per_run": 2, "search_space": {
+            "method.prompt_length": {"type": "choice", "values": [4, 8]}}}})
+    with pytest.raises(ConfigError, match="trials_per_run"):
+        config(trials_per_run=0)
+
+
+def test_a_scheduler_that_holds_metric_and_mode_keeps_them_for_every_later_run():
+    """A later Tune run (TuneConfig without metric and mode) passes None: the scheduler keeps its own."""
+    from ray.tune.schedulers import TrialScheduler
+
+    for name in ("asha", "median", "same_epoch_median"):
+        scheduler = make_scheduler(config(scheduler=name), 4, target="dev_accuracy_mean")
+        assert scheduler.set_search_properties(None, None)  # what Tune calls at each run's start
+        assert scheduler.metric == "dev_accuracy_mean"
+        assert not scheduler.set_search_properties("dev_accuracy_mean", "max")  # Tune refuses a second one
+    minimising = config(scheduler="same_epoch_median", min_samples_required=1, mode="min")
+    scheduler = make_scheduler(minimising, 4, target="dev_loss_mean")
+    scheduler.set_search_properties(None, None)
+    a, b = FakeTrial("a"), FakeTrial("b")
+    assert scheduler.on_trial_result(None, a, {"epoch": 1, "dev_loss_mean": 1.0}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, b, {"epoch": 1, "dev_loss_mean": 2.0}) == TrialScheduler.STOP
+
+
+def test_split_runs_share_one_optuna_study_on_disk_and_abandoned_trials_fail(tmp_path):
+    import optuna
+
+    from ipt_ray.sweep.search import fail_abandoned_trials, journal, open_study
+
+    study_file = tmp_path / "optuna.journal"
+    assert open_study(study_file) is None
+    first = make_searcher(config(), "dev_accuracy_mean", 4, storage=journal(study_file), run=0)
+    second = make_searcher(config(), "dev_accuracy_mean", 4, storage=journal(study_file), run=1)  # a new driver
+    space = to_tune_space(config().sweep.search_space)
+    for searcher in (first, second):
+        searcher.set_search_properties(None, None, space)
+    proposed_first = first.suggest("t1")
+    first.on_trial_complete("t1", {"dev_accuracy_mean": 0.7, "epoch": 4})
+    assert second.suggest("t2") != proposed_first  # its own seed: not the first run's draw again
+    study = open_study(study_file)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]
+    assert fail_abandoned_trials(study) == 1  # t2 never ended: a killed driver's trial
+    assert [t.state.name for t in open_study(study_file).trials] == ["COMPLETE", "FAIL"]
+
+
+def test_finished_runs_are_kept_to_what_the_aggregate_reads_and_read_back(tmp_path):
+    import numpy as np
+
+    from ipt_ray.results import results_from_tune
+    from ipt_ray.sweep.runs import read_runs, trial_record, write_runs
+
+    class Result:  # what Tune's ResultGrid yields
+        metrics = {"trial_id": "a_00000", "epoch": 2, "time_total_s": 4.5, "dev_accuracy/seed_0": 0.75,
+                   "dev_accuracy_mean": 0.75, "test_accuracy/seed_0": 0.5, "lr": 0.01, "config": {"x": 1}}
+        config = {"method.prompt_length": np.int64(4), "train.lr": 0.003}
+        error = None
+        path = "/tmp/run-000/trial"
+
+    record = trial_record(Result())
+    assert set(record.metrics) == {"trial_id", "epoch", "time_total_s", "dev_accuracy/seed_0", "dev_accuracy_mean",
+                                   "test_accuracy/seed_0"}
+    assert read_runs(tmp_path) == []
+    write_runs(tmp_path, [[record]])
+    [[back]] = read_runs(tmp_path)
+    assert back.metrics == record.metrics
+    # the config id MLflow's runs are tagged with (from Tune's config, a numpy int in it) is the one read back
+    [fresh], [read] = results_from_tune([Result()], "accuracy", [0], 2), results_from_tune([back], "accuracy", [0], 2)
+    assert (read.config_id, read.value, read.test, read.status) == (fresh.config_id, 0.75, 0.5, "completed")
+
+
+def test_a_tune_run_killed_before_its_first_snapshot_is_not_restored(tmp_path):
+    """A Tuner writes tuner.pkl when made, its experiment state only at its first snapshot; restoring the
+    former alone gave a run whose searcher had no search space (a killed driver in bench.scale)."""
+    from ipt_ray.sweep.driver import has_snapshot
+
+    (tmp_path / "tuner.pkl").write_bytes(b"")
+    assert not has_snapshot(tmp_path)
+    (tmp_path / "experiment_state-2026-12-05_08-24-30.json").write_text("{}")
+    assert has_snapshot(tmp_path)
+    assert not has_snapshot(tmp_path / "run-009")

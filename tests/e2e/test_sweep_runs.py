@@ -1,0 +1,115 @@
+"""A sweep split into Tune runs (``sweep.trials_per_run``) is still one sweep: one Optuna study, one MLflow
+parent, one aggregate, and a killed driver resumes the run it was in."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+
+import optuna
+import pytest
+
+from ipt_ray.config import load_config
+from ipt_ray.sweep import run_sweep
+from ipt_ray.sweep import runs as runs_module
+from ipt_ray.sweep.search import make_scheduler, open_study
+
+from test_sweep import _logged_epochs, _wait_for, runs_by_kind, sweep_yaml
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def assert_each_epoch_once(client, runs):
+    """Every child logged epochs 1..n once each (n below the sweep's epochs where a scheduler stopped it)."""
+    for run in runs:
+        if run.data.tags.get("ipt.kind") == "trial":
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, "dev_accuracy")]
+            assert steps == list(range(1, len(steps) + 1)), (run.info.run_name, steps)
+
+
+def test_a_sweep_in_three_tune_runs_shares_one_study_scheduler_parent_and_aggregate(tiny_bert, tmp_path, capsys,
+                                                                                     monkeypatch):
+    schedulers = []
+
+    def recorded_scheduler(*args, **kwargs):
+        schedulers.append(make_scheduler(*args, **kwargs))
+        return schedulers[-1]
+
+    monkeypatch.setattr(runs_module, "make_scheduler", recorded_scheduler)
+    path = sweep_yaml(tmp_path, tiny_bert, num_samples=5, extra_sweep={
+        "trials_per_run": 2, "scheduler": "asha", "grace_period": 1, "reduction_factor": 2})
+    out = run_sweep(load_config(path), path)
+    sweep_dir = tmp_path / "runs" / "sweeps" / out["name"]
+    assert sorted(p.name for p in sweep_dir.glob("run-*")) == ["run-000", "run-001", "run-002"]
+    runs_file = json.loads((sweep_dir / "runs.json").read_text())["runs"]
+    assert [len(run) for run in runs_file] == [2, 2, 1]
+    trial_ids = [trial["metrics"]["trial_id"] for run in runs_file for trial in run]
+    assert len(set(trial_ids)) == 5
+
+    # one study: the later runs' TPE saw the earlier trials (numbers go on), each trial told once
+    study = open_study(sweep_dir / "optuna.journal")
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
+    assert sum(out["optuna_states"].values()) == 5
+
+    client, runs, kinds = runs_by_kind(tmp_path)
+    assert kinds == {"parent": 1, "trial": 10, "aggregate": 1}
+    assert_each_epoch_once(client, runs)
+    children = [r for r in runs if r.data.tags.get("ipt.kind") == "trial"]
+    assert {r.data.tags["ipt.trial_id"] for r in children} == set(trial_ids)
+    # one ASHA for all runs: its first rung (epoch 1) judged each trial against every earlier one
+    assert len(schedulers) == 1
+    milestone, recorded = schedulers[0]._brackets[0]._rungs[-1]
+    assert milestone == 1 and sorted(recorded) == sorted(trial_ids)
+    statuses = Counter(r.data.tags["ipt.status"] for r in children)
+    assert out["optuna_states"].get("PRUNED", 0) == statuses["early_stopped"] // 2
+    assert len(out["summary"].configs) == 5 and sum(c.best for c in out["summary"].configs) == 1
+    printed = capsys.readouterr().out
+    assert "Tune run 3 of 3 (1 trials)" in printed and "5 configs x 2 seeds" in printed
+
+
+@pytest.mark.slow
+def test_a_split_sweep_killed_in_its_second_run_resumes_that_run_only(tiny_bert, tmp_path):
+    path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=4, train_samples=160,
+                      extra_sweep={"trials_per_run": 2})
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    log = tmp_path / "driver.log"
+    with log.open("wb") as console:
+        driver = subprocess.Popen([sys.executable, "-m", "ipt_ray.cli", "sweep", str(path)], cwd=tmp_path, env=env,
+                                  start_new_session=True, stdout=console, stderr=subprocess.STDOUT)
+    sweeps = tmp_path / "runs" / "sweeps"
+
+    def second_run_training():  # run 1 has ended and run 2 logged an epoch of its own
+        if driver.poll() is not None:
+            raise AssertionError(f"the driver exited ({driver.returncode}) before it was killed")
+        return (any(sweeps.glob("*/runs.json")) and any(sweeps.glob("*/run-001/experiment_state-*.json"))
+                and len(_logged_epochs(tmp_path / "mlflow.db")) > 4)  # 2 trials x 2 seeds ran in run 1
+
+    try:
+        _wait_for(second_run_training, 300, "an epoch of the second Tune run")
+    except AssertionError as err:
+        raise AssertionError(f"{err}\ndriver output:\n{log.read_text(errors='replace')[-3000:]}") from None
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        driver.wait()
+    sweep_dir = next(sweeps.glob("*/runs.json")).parent
+    first_run = json.loads((sweep_dir / "runs.json").read_text())["runs"]
+    assert len(first_run) == 1
+
+    printed: list[str] = []
+    out = run_sweep(load_config(path), path, resume=True, out=printed.append)
+    assert any("1 of 2 Tune runs finished" in line for line in printed)
+    assert not any("Tune run 1 of 2" in line for line in printed)  # the finished run did not run again
+    assert any(line.startswith("resuming ") and "run-001" in line for line in printed)  # Tune's snapshot of it
+    runs_file = json.loads((sweep_dir / "runs.json").read_text())["runs"]
+    assert runs_file[0] == first_run[0] and [len(run) for run in runs_file] == [2, 2]
+    client, runs, kinds = runs_by_kind(tmp_path)
+    assert kinds == {"parent": 1, "trial": 8, "aggregate": 1}
+    assert_each_epoch_once(client, runs)
+    assert all(r.info.status == "FINISHED" for r in runs if r.data.tags.get("ipt.kind") == "trial")
+    assert len(out["summary"].configs) == 4
+    assert out["optuna_states"].get("RUNNING", 0) == 0
