@@ -190,12 +190,16 @@ def growth_per_trial(samples: list[tuple[float, float, int]]) -> dict[str, float
         last_at[ended] = rss
     counts = sorted(n for n in last_at if n > 0)
     if not counts:
-        return {"rss_kib_per_trial": None, "rss_end_of_run_mb": None}
+        return {"rss_kib_per_trial": None, "rss_end_of_run_mb": None, "rss_at_trial_quarters_mb": None}
     half = [n for n in counts if counts[-1] / 2 <= n < counts[-1]]  # the last count's samples hold the end of run
     slope = float(np.polyfit(half, [last_at[n] for n in half], 1)[0]) if len(half) >= 3 else None
     before_last = [rss for _, rss, ended in samples if ended < counts[-1]]
+    # RSS once a quarter, half, ... of the trials had ended (a split sweep of 4 runs: at each run's end)
+    at_quarters = [round(last_at[max(n for n in counts if n <= q * counts[-1])], 1)
+                   if any(n <= q * counts[-1] for n in counts) else None for q in (0.25, 0.5, 0.75)]
     return {"rss_kib_per_trial": None if slope is None else round(1024 * slope, 1),
-            "rss_end_of_run_mb": round(samples[-1][1] - before_last[-1], 1) if before_last else None}
+            "rss_end_of_run_mb": round(samples[-1][1] - before_last[-1], 1) if before_last else None,
+            "rss_at_trial_quarters_mb": [*at_quarters, round(before_last[-1], 1) if before_last else None]}
 
 
 # ---------------------------------------------------------------- MLflow, read from the server's store
@@ -298,6 +302,7 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
         "driver_rss_quarters_mb": legs[-1]["rss_quarters_mb"],
         "driver_rss_kib_per_trial": legs[-1]["rss_kib_per_trial"],  # the resumed leg's, if killed
         "driver_rss_end_of_run_mb": legs[-1]["rss_end_of_run_mb"],
+        "driver_rss_at_trial_quarters_mb": legs[-1]["rss_at_trial_quarters_mb"],
         "mlflow_requests": requests, "mlflow_requests_per_trial": round(requests / trials, 1),
         "mlflow_server_cpu_s": round(server_cpu, 1),
         **exactness(db, f"scale-{tag}", trials),
@@ -317,9 +322,10 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
         f"{-(-samples // 8)} steps of 8 CB examples, dev scored, checkpointed, 5 adapters uploaded. Ideal = the trials' "
         f"own time (Tune's `time_total_s`) / {nodes}; overhead = (wall x {nodes} - own time) / trials.", "",
         "| trials | sweep wall (s) | ideal (s) | wall / ideal | overhead / trial (slot-s) | trials/s | driver CPU (s) "
-        "| driver CPU / trial (ms) | driver peak RSS (MB) | RSS at 25/50/75/100% (MB) | RSS / further trial (KiB) "
+        "| driver CPU / trial (ms) | driver peak RSS (MB) | RSS at 25/50/75/100% of the wall (MB) "
+        "| RSS once 25/50/75/100% of the trials ended (MB) | RSS / further trial (KiB) "
         "| RSS added after the last trial (MB) | MLflow requests / trial | MLflow server CPU (s) | MLflow exact |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         label = f"{r['trials']} (killed after {r['killed_after_trials']}, resumed)" if r["killed_and_resumed"] else str(r["trials"])
@@ -334,6 +340,7 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
                      f"{slot_overhead_s(r) or '-'} | "
                      f"{r['trials_per_s'] or '-'} | {r['driver_cpu_s']} | {r['driver_cpu_ms_per_trial']} | "
                      f"{r['driver_peak_rss_mb']} | {' / '.join(map(str, r['driver_rss_quarters_mb']))} | "
+                     f"{' / '.join(map(dash, r.get('driver_rss_at_trial_quarters_mb') or [None]))} | "
                      f"{dash(r.get('driver_rss_kib_per_trial'))} | {dash(r.get('driver_rss_end_of_run_mb'))} | "
                      f"{r['mlflow_requests_per_trial']} | {r['mlflow_server_cpu_s']} | {exact} |")
     lines += ["", "A killed and resumed sweep: 'killed after' counts the trials Tune had ended; its sweep wall is the "

@@ -21,6 +21,7 @@ are not; the runs after it go on with that instance.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ from ipt_ray.sweep.driver import (SweepPlan, TuneRun, make_trainable, new_tuner,
 from ipt_ray.sweep.search import fail_abandoned_trials, journal, make_scheduler, make_searcher, open_study
 from ipt_ray.sweep.trial_state import lean_trial_records
 from ipt_ray.tracking import SweepTracker
+from ipt_ray.train.runtime import release_freed_memory
 
 RUNS_FILE = "runs.json"
 STUDY_FILE = "optuna.journal"
@@ -94,6 +96,8 @@ def run_in_parts(plan: SweepPlan, tracker: SweepTracker, callbacks: list[Any], o
         prune_checkpoints(grid_result)
         finished.append([trial_record(result) for result in grid_result])
         del tuner, grid_result  # what Tune held of this run's trials goes before the next run starts
+        gc.collect()  # once per run: Tune's trial graph has cycles
+        release_freed_memory()
         write_runs(plan.sweep_dir, finished)
     ot_study = open_study(storage) if storage is not None else None
     abandoned = fail_abandoned_trials(ot_study)
