@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from ipt_ray.config import ExperimentConfig
 from ipt_ray.results import aggregate, param_str, write_artifacts, write_csv
 from ipt_ray.sweep.driver import (SweepOutcome, SweepPlan, plan_sweep, print_outcome, prune_checkpoints,
-                                  retire_orphan_runs, start_tracker, write_sweep_file)
+                                  restore_tuner, retire_orphan_runs, start_tracker, write_sweep_file)
 from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent, reuse_actors, shares_idle_cpus,
                                      trial_resources)
 from ipt_ray.sweep.selection import (CV_FOLD, DATA_SEED, Choice, TrialCurve, choices_csv_rows, choices_from_json,
@@ -166,11 +166,9 @@ def run_phase(plan: SweepPlan, phase: str, points: list[dict[str, Any]], tracker
     callbacks = [callback, *(extra_callbacks or []), EpochCurves(phase_dir / CURVES_FILE, cfg.sweep.metric),
                  PruneEndedTrialCheckpoints(keep_latest=phase != "select"),
                  TrimEndedTrials([plan.target])]  # last: see driver.tune_callbacks
-    if plan.resuming and tune.Tuner.can_restore(str(phase_dir)):
-        out(f"resuming few-shot phase {phase} of {plan.name} from {phase_dir}")
-        tuner = tune.Tuner.restore(str(phase_dir), trainable, resume_unfinished=True, resume_errored=True)
-        tuner._local_tuner._run_config.callbacks = callbacks  # noqa: SLF001 - as make_tuner does
-    else:
+    tuner = restore_tuner(phase_dir, trainable, callbacks, out, f"few-shot phase {phase} of {plan.name}") \
+        if plan.resuming else None
+    if tuner is None:
         out(f"few-shot phase {phase}: {len(points)} trials")
         space = {k: tune.choice(sorted({p[k] for p in points}, key=param_str)) for k in points[0]}
         tuner = tune.Tuner(

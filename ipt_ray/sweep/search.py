@@ -8,6 +8,8 @@ from typing import Any
 
 from ipt_ray.config import ExperimentConfig
 
+STUDY_NAME = "sweep"  # the study's name in a split sweep's journal file
+
 
 def make_searcher(cfg: ExperimentConfig, target: str, max_epochs: int, storage: Any = None, run: int = 0):
     """Optuna's TPE for ``searcher: optuna`` (None: Tune's random / grid search).
@@ -40,9 +42,6 @@ def make_searcher(cfg: ExperimentConfig, target: str, max_epochs: int, storage: 
         return SeedMeanOptunaSearch(sampler=sampler, metric=target, mode=cfg.sweep.mode)  # the sampler holds the seed
     return SeedMeanOptunaSearch(sampler=sampler, metric=target, mode=cfg.sweep.mode, storage=storage,
                                 study_name=STUDY_NAME)
-
-
-STUDY_NAME = "sweep"  # the study's name in a split sweep's journal file
 
 
 def journal(path: Path) -> Any:

@@ -42,7 +42,7 @@ class MlflowTrackingCallback(Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         if self.resuming:  # see SweepTracker.adopt_orphans
-            known = [*self.earlier_trial_ids, *(t.trial_id for t in trials)]  # never another run's trial's
+            known = [*self.earlier_trial_ids, *(t.trial_id for t in trials)]  # a finished run's: never adopted
             self.tracker.adopt_orphans(trial.trial_id, self.config_id(dict(trial.config)), known)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
