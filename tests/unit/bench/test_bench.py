@@ -98,11 +98,15 @@ def test_driver_memory_is_read_against_trials_ended_and_apart_from_the_end_of_th
 
     samples = [(0.5 * i, 400 + (i // 2) * 50 / 1024, i // 2) for i in range(202)]  # 2 samples per count 0..100
     samples.append((101.5, samples[-1][1] + 30, 100))
-    assert growth_per_trial(samples) == {"rss_kib_per_trial": 50.0, "rss_end_of_run_mb": 30.0}
+    # and RSS once 25, 50, 75 and (before the end of the run) 100% of the trials had ended
+    assert growth_per_trial(samples) == {"rss_kib_per_trial": 50.0, "rss_end_of_run_mb": 30.0,
+                                         "rss_at_trial_quarters_mb": [401.2, 402.4, 403.7, 404.8]}
     # trials ending in batches (a small sweep): too few counts for a slope, still an end of run
     batched = [(0.5 * i, 400.0 + n, n) for i, n in enumerate([0, 0, 4, 4, 8, 8, 8])] + [(4.0, 420.0, 8)]
-    assert growth_per_trial(batched) == {"rss_kib_per_trial": None, "rss_end_of_run_mb": 16.0}
-    assert growth_per_trial(samples[:2]) == {"rss_kib_per_trial": None, "rss_end_of_run_mb": None}  # none ended
+    assert growth_per_trial(batched) == {"rss_kib_per_trial": None, "rss_end_of_run_mb": 16.0,
+                                         "rss_at_trial_quarters_mb": [None, 404.0, 404.0, 404.0]}
+    assert growth_per_trial(samples[:2]) == {"rss_kib_per_trial": None, "rss_end_of_run_mb": None,
+                                             "rss_at_trial_quarters_mb": None}  # none ended
 
 
 @pytest.mark.slow
