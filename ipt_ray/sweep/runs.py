@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +123,7 @@ def read_runs(sweep_dir: Path) -> list[list[TrialRecord]]:
 def write_runs(sweep_dir: Path, runs: list[list[TrialRecord]]) -> None:
     """Whole, through a rename: a driver killed mid-write leaves the previous file."""
     path = sweep_dir / RUNS_FILE
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     # default=str, as results.config_id encodes a config (numpy ints from Tune's samplers): same id read back
     tmp.write_text(json.dumps({"runs": [[dataclasses.asdict(t) for t in run] for run in runs]}, default=str))
-    os.replace(tmp, path)
+    tmp.replace(path)

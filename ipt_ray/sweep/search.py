@@ -53,17 +53,13 @@ def journal(path: Path) -> Any:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def open_study(storage_or_path: Any) -> Any:
-    """The study of a split sweep, from its storage or its journal file (None when no run has written it)."""
+def open_study(storage: Any) -> Any:
+    """The study of a split sweep in its storage (:func:`journal`); None when no run has made it yet."""
     import optuna  # heavy, optional: only for an Optuna sweep
 
-    if isinstance(storage_or_path, Path):
-        if not storage_or_path.is_file():
-            return None
-        storage_or_path = journal(storage_or_path)
-    if not storage_or_path.get_all_studies():
+    if not storage.get_all_studies():
         return None
-    return optuna.load_study(study_name=STUDY_NAME, storage=storage_or_path)
+    return optuna.load_study(study_name=STUDY_NAME, storage=storage)
 
 
 def fail_abandoned_trials(study: Any) -> int:

@@ -143,29 +143,38 @@ def _logged_epochs(db: Path) -> list[int]:
     return [int(value) for (value,) in rows]
 
 
-@pytest.mark.slow
-def test_killed_driver_resumes_with_exact_mlflow_counts(tiny_bert, tmp_path):
-    path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=3, train_samples=160)
+def kill_driver_once(tmp_path, path, ready, timeout, what) -> None:
+    """Run ``ipt-ray sweep path`` as its own process (Tune snapshotting every second) and SIGKILL it with the
+    local Ray it started once ``ready()`` holds; it must not exit before. Its console is in a failure."""
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    cmd = [sys.executable, "-m", "ipt_ray.cli", "sweep", str(path)]
     log = tmp_path / "driver.log"
-    with log.open("wb") as out:
-        driver = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True, stdout=out,
-                                  stderr=subprocess.STDOUT)
+    with log.open("wb") as console:
+        driver = subprocess.Popen([sys.executable, "-m", "ipt_ray.cli", "sweep", str(path)], cwd=tmp_path, env=env,
+                                  start_new_session=True, stdout=console, stderr=subprocess.STDOUT)
 
-    def some_epoch_logged():
+    def ready_while_running():
         if driver.poll() is not None:
             raise AssertionError(f"the driver exited ({driver.returncode}) before it was killed")
-        states = list((tmp_path / "runs" / "sweeps").glob("*/experiment_state-*.json"))
-        return bool(states) and any(epoch >= 1 for epoch in _logged_epochs(tmp_path / "mlflow.db"))
+        return ready()
 
     try:
-        _wait_for(some_epoch_logged, 180, "the first logged epoch")
+        _wait_for(ready_while_running, timeout, what)
     except AssertionError as err:
         raise AssertionError(f"{err}\ndriver output:\n{log.read_text(errors='replace')[-3000:]}") from None
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait()
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_with_exact_mlflow_counts(tiny_bert, tmp_path):
+    path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=3, train_samples=160)
+
+    def some_epoch_logged():
+        states = list((tmp_path / "runs" / "sweeps").glob("*/experiment_state-*.json"))
+        return bool(states) and any(epoch >= 1 for epoch in _logged_epochs(tmp_path / "mlflow.db"))
+
+    kill_driver_once(tmp_path, path, some_epoch_logged, 180, "the first logged epoch")
     _, runs_before, _ = runs_by_kind(tmp_path)
     assert not any(r.data.tags.get("ipt.kind") == "aggregate" for r in runs_before)
 

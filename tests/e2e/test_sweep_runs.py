@@ -4,10 +4,6 @@ parent, one aggregate, and a killed driver resumes the run it was in."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections import Counter
 
 import optuna
@@ -16,9 +12,9 @@ import pytest
 from ipt_ray.config import load_config
 from ipt_ray.sweep import run_sweep
 from ipt_ray.sweep import runs as runs_module
-from ipt_ray.sweep.search import make_scheduler, open_study
+from ipt_ray.sweep.search import journal, make_scheduler, open_study
 
-from test_sweep import _logged_epochs, _wait_for, runs_by_kind, sweep_yaml
+from test_sweep import _logged_epochs, kill_driver_once, runs_by_kind, sweep_yaml
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -51,7 +47,7 @@ def test_a_sweep_in_three_tune_runs_shares_one_study_scheduler_parent_and_aggreg
     assert len(set(trial_ids)) == 5
 
     # one study: the later runs' TPE saw the earlier trials (numbers go on), each trial told once
-    study = open_study(sweep_dir / "optuna.journal")
+    study = open_study(journal(sweep_dir / "optuna.journal"))
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
     assert sum(out["optuna_states"].values()) == 5
@@ -76,26 +72,13 @@ def test_a_sweep_in_three_tune_runs_shares_one_study_scheduler_parent_and_aggreg
 def test_a_split_sweep_killed_in_its_second_run_resumes_that_run_only(tiny_bert, tmp_path):
     path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=4, train_samples=160,
                       extra_sweep={"trials_per_run": 2})
-    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    log = tmp_path / "driver.log"
-    with log.open("wb") as console:
-        driver = subprocess.Popen([sys.executable, "-m", "ipt_ray.cli", "sweep", str(path)], cwd=tmp_path, env=env,
-                                  start_new_session=True, stdout=console, stderr=subprocess.STDOUT)
     sweeps = tmp_path / "runs" / "sweeps"
 
     def second_run_training():  # run 1 has ended and run 2 logged an epoch of its own
-        if driver.poll() is not None:
-            raise AssertionError(f"the driver exited ({driver.returncode}) before it was killed")
         return (any(sweeps.glob("*/runs.json")) and any(sweeps.glob("*/run-001/experiment_state-*.json"))
                 and len(_logged_epochs(tmp_path / "mlflow.db")) > 4)  # 2 trials x 2 seeds ran in run 1
 
-    try:
-        _wait_for(second_run_training, 300, "an epoch of the second Tune run")
-    except AssertionError as err:
-        raise AssertionError(f"{err}\ndriver output:\n{log.read_text(errors='replace')[-3000:]}") from None
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
-        driver.wait()
+    kill_driver_once(tmp_path, path, second_run_training, 300, "an epoch of the second Tune run")
     sweep_dir = next(sweeps.glob("*/runs.json")).parent
     first_run = json.loads((sweep_dir / "runs.json").read_text())["runs"]
     assert len(first_run) == 1

@@ -165,7 +165,7 @@ def test_split_runs_share_one_optuna_study_on_disk_and_abandoned_trials_fail(tmp
     from ipt_ray.sweep.search import fail_abandoned_trials, journal, open_study
 
     study_file = tmp_path / "optuna.journal"
-    assert open_study(study_file) is None
+    assert open_study(journal(study_file)) is None
     first = make_searcher(config(), "dev_accuracy_mean", 4, storage=journal(study_file), run=0)
     second = make_searcher(config(), "dev_accuracy_mean", 4, storage=journal(study_file), run=1)  # a new driver
     space = to_tune_space(config().sweep.search_space)
@@ -174,10 +174,10 @@ def test_split_runs_share_one_optuna_study_on_disk_and_abandoned_trials_fail(tmp
     proposed_first = first.suggest("t1")
     first.on_trial_complete("t1", {"dev_accuracy_mean": 0.7, "epoch": 4})
     assert second.suggest("t2") != proposed_first  # its own seed: not the first run's draw again
-    study = open_study(study_file)
+    study = open_study(journal(study_file))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]
     assert fail_abandoned_trials(study) == 1  # t2 never ended: a killed driver's trial
-    assert [t.state.name for t in open_study(study_file).trials] == ["COMPLETE", "FAIL"]
+    assert [t.state.name for t in open_study(journal(study_file)).trials] == ["COMPLETE", "FAIL"]
 
 
 def test_finished_runs_are_kept_to_what_the_aggregate_reads_and_read_back(tmp_path):
