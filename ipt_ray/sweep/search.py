@@ -26,7 +26,25 @@ def make_searcher(cfg: ExperimentConfig, target: str, max_epochs: int, storage: 
     class SeedMeanOptunaSearch(OptunaSearch):
         """Tells Optuna each config's seed mean; a config stopped early is marked PRUNED, not COMPLETE."""
 
+        def told_before(self, trial_id: str) -> bool:
+            """Did a killed driver already tell a shared journal (a split sweep's) how this trial ended? Tune
+            runs the trial again from its snapshot, which predates that; Optuna keeps the first outcome and
+            refuses any update (``UpdateFinishedTrialError``), so the rerun's are not sent."""
+            ot_trial = self._ot_trials.get(trial_id)
+            if self._storage is None or ot_trial is None or trial_id in self._completed_trials:
+                return False  # an in-memory study is restored with the snapshot: never ahead of it
+            if not self._storage.get_trial(ot_trial._trial_id).state.is_finished():  # noqa: SLF001
+                return False
+            self._completed_trials.add(trial_id)
+            return True
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            if not self.told_before(trial_id):
+                super().on_trial_result(trial_id, result)
+
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            if self.told_before(trial_id):
+                return
             stopped_early = bool(result) and not error and int(result.get("epoch", max_epochs)) < max_epochs
             if not stopped_early or trial_id not in self._ot_trials or trial_id in self._completed_trials:
                 return super().on_trial_complete(trial_id, result, error)

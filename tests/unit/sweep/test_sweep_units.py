@@ -215,3 +215,24 @@ def test_a_tune_run_killed_before_its_first_snapshot_is_not_restored(tmp_path):
     (tmp_path / "experiment_state-2026-12-05_08-24-30.json").write_text("{}")
     assert has_snapshot(tmp_path)
     assert not has_snapshot(tmp_path / "run-009")
+
+
+def test_a_restored_searcher_leaves_a_trial_the_killed_driver_already_told_the_journal(tmp_path):
+    """A split sweep's driver killed after its Tune snapshot but after a trial ended: the restored run reruns
+    the trial (its snapshot has it running) while the shared journal holds it COMPLETE. Seen in CI as
+    ``UpdateFinishedTrialError`` from the rerun's first result."""
+    from ipt_ray.sweep.search import journal, open_study
+
+    study_file = tmp_path / "optuna.journal"
+    space = to_tune_space(config().sweep.search_space)
+    killed = make_searcher(config(), "dev_accuracy_mean", 4, storage=journal(study_file))
+    killed.set_search_properties(None, None, space)
+    killed.suggest("t1")
+    killed.save(str(tmp_path / "searcher.pkl"))  # Tune's snapshot: t1 running
+    killed.on_trial_complete("t1", {"dev_accuracy_mean": 0.7, "epoch": 4})  # told after the snapshot
+    restored = make_searcher(config(), "dev_accuracy_mean", 4, storage=journal(study_file))
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_result("t1", {"dev_accuracy_mean": 0.5, "epoch": 1, "training_iteration": 1})
+    restored.on_trial_complete("t1", {"dev_accuracy_mean": 0.6, "epoch": 4})
+    [trial] = open_study(journal(study_file)).trials
+    assert trial.state.name == "COMPLETE" and trial.value == 0.7 and not trial.intermediate_values
