@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ray.tune import Callback
+from ray.util import debug as ray_debug
 
 from ipt_ray.results import dev_key, result_epoch, split_key
 
 CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)$")
+ENCODER_LOG_KEY = "tune_func_encode:"  # ray.tune.utils.serialization.TuneFunctionEncoder's log_once prefix
 
 
 AUTO_LOGGERS_OFF = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
@@ -113,16 +115,19 @@ def read_curves(path: Path) -> dict[str, list[dict[str, Any]]]:
 class TrimEndedTrials(Callback):
     """On a trial's end (completed, stopped early, or failed), drop Tune's running statistics of every
     result key but ``keep``, and its records of every checkpoint but the latest; a completed trial's record
-    of its latest checkpoint keeps the path only."""
+    of its latest checkpoint keeps the path only. And forget the keys Tune's snapshot encoder made
+    (:func:`forget_encoder_log_keys`)."""
 
     def __init__(self, keep: Iterable[str]) -> None:
         self.keep = frozenset(keep)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.trim(trial, completed=True)
+        forget_encoder_log_keys()
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.trim(trial)
+        forget_encoder_log_keys()
 
     def trim(self, trial: Any, completed: bool = False) -> None:
         metadata = getattr(trial, "run_metadata", None)  # Ray 2.x; anything else: left as it is
@@ -152,6 +157,24 @@ class TrimEndedTrials(Callback):
         else:
             manager._checkpoint_results = [r for r in records if r.checkpoint is latest.checkpoint][-1:]  # noqa: SLF001
         metadata.invalidate_cache()
+
+
+def forget_encoder_log_keys() -> int:
+    """Drop the ``log_once`` keys of Ray Tune's JSON encoder from Ray's set of logged keys; returns how many.
+
+    Why: each experiment snapshot encodes a trial's ``StorageContext``, checkpoint manager and metric deques
+    through ``TuneFunctionEncoder``'s fallback, which calls ``log_once`` with the object's repr as the key (an
+    address, the deque's values): a new key per trial and result, kept in ``ray.util.debug._logged`` for the
+    driver's life (~3.4 KiB per trial: a tracemalloc probe of a split sweep, bench/results/scale_runs.md). The
+    keys only gate a debug message. No API bounds that set; anything but a set there is left alone.
+    """
+    logged = getattr(ray_debug, "_logged", None)
+    if not isinstance(logged, set):
+        return 0
+    # iterate a copy: Ray's other threads may log while this runs
+    stale = [key for key in tuple(logged) if isinstance(key, str) and key.startswith(ENCODER_LOG_KEY)]
+    logged.difference_update(stale)
+    return len(stale)
 
 
 class PruneEndedTrialCheckpoints(Callback):

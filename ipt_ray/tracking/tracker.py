@@ -171,7 +171,8 @@ class SweepTracker(ModelLogging, OrphanRuns, JournalReplay):
     # -- children
 
     def _trial_runs(self, trial_id: str) -> dict[int, str]:
-        """Seed -> run id of a trial's runs; MLflow is searched once per trial and tracker instance."""
+        """Seed -> run id of a trial's runs; MLflow is searched once per trial and tracker instance, and again
+        for a trial that logs after it ended (:meth:`_forget_trial`: Tune's retry, a resumed sweep)."""
         if trial_id not in self._runs:
             runs = self._search({"ipt.sweep_id": self.sweep_id, "ipt.kind": "trial", "ipt.trial_id": trial_id})
             found: dict[int, str] = {}
@@ -284,9 +285,17 @@ class SweepTracker(ModelLogging, OrphanRuns, JournalReplay):
             if digest:
                 self._adapter_tagged(run_id, digest)
             self.client.set_terminated(run_id, TRIAL_END_STATUS[status])
-            self._ended.add(run_id)
 
         self._fanout.each(end_run, sorted(runs.items()))
+        self._forget_trial(trial_id)
+
+    def _forget_trial(self, trial_id: str) -> None:
+        """Drop an ended trial's cached runs (~2 KiB; the driver's memory must not grow with the ended trials)."""
+        for run_id in self._runs.pop(trial_id, {}).values():
+            for cache in (self._last_epoch, self._run_info):
+                cache.pop(run_id, None)
+            for marks in (self._ended, self._needs_params):
+                marks.discard(run_id)
 
     def log_selected(self, trial_id: str, seed: int, metrics: dict[str, float], tags: dict[str, str]) -> None:
         """Values of a finished run read at its dev-selected epoch (``selected/<name>``, step 0) and tags

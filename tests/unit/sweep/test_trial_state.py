@@ -15,8 +15,9 @@ from ray.train._internal.session import _TrainingResult
 from ray.tune.experiment import Trial
 from ray.tune.utils.callback import _create_default_callbacks
 
-from ipt_ray.sweep.trial_state import (AUTO_LOGGERS_OFF, CHECKPOINT_METRICS_OFF, RESULT_FILES_LOGGER, EpochCurves,
-                                      TrimEndedTrials, lean_trial_records, read_curves)
+from ipt_ray.sweep.trial_state import (AUTO_LOGGERS_OFF, CHECKPOINT_METRICS_OFF, ENCODER_LOG_KEY, RESULT_FILES_LOGGER,
+                                      EpochCurves, TrimEndedTrials, forget_encoder_log_keys, lean_trial_records,
+                                      read_curves)
 
 
 def result(epoch: int) -> dict[str, float]:
@@ -50,6 +51,22 @@ def test_a_failed_trial_is_trimmed_too_and_anything_without_tune_state_is_left_a
     TrimEndedTrials(["dev_accuracy_mean"]).on_trial_error(0, [trial], trial)
     assert set(trial.metric_analysis) == {"dev_accuracy_mean"}
     TrimEndedTrials(["dev_accuracy_mean"]).trim(object())  # no run_metadata: nothing to do, no error
+
+
+def test_the_keys_tunes_snapshot_encoder_logs_once_per_object_are_forgotten_at_each_trials_end():
+    from ray.util import debug
+
+    before = {key for key in debug._logged if key.startswith(ENCODER_LOG_KEY)}
+    debug.log_once("some other warning")
+    trials = [ended_trial() for _ in range(3)]
+    for trial in trials:
+        trial.get_json_state()  # what each experiment snapshot does: the deques fall back to cloudpickle
+    made = {key for key in debug._logged if key.startswith(ENCODER_LOG_KEY)} - before
+    assert any("deque(" in key for key in made)  # one key per value history: grows with trials and epochs
+    TrimEndedTrials(["dev_accuracy_mean"]).on_trial_complete(0, trials, trials[0])
+    assert not any(key.startswith(ENCODER_LOG_KEY) for key in debug._logged)
+    assert "some other warning" in debug._logged  # Ray's other once-only messages stay once-only
+    assert forget_encoder_log_keys() == 0
 
 
 def logger_callbacks() -> list[str]:

@@ -312,6 +312,18 @@ def test_retried_trial_runs_again_in_the_same_runs(uri):
         ("RUNNING", "running", "2")}
 
 
+def test_an_ended_trial_leaves_nothing_cached_and_a_replay_reads_its_tags(uri):
+    # Why: the driver's memory must not grow with the trials a sweep has ended (bench/results/scale_runs.md)
+    tracker = new_tracker(uri)
+    log_trials(tracker, trials=(0, 1), epochs=(1, 2))
+    tracker.end_trial("t0", "completed")
+    assert set(tracker._runs) == {"t1"}
+    assert len(tracker._last_epoch) == len(tracker._run_info) == len(SEEDS) and not tracker._ended
+    p = trial_params(0)
+    assert tracker.log_result("t0", config_id(p), p, make_result(0, 2), SEEDS, "random_ipt") == 0  # logged before
+    assert {r.info.status for r in runs_of(uri, "trial") if r.data.tags["ipt.trial_id"] == "t0"} == {"FINISHED"}
+
+
 def test_pickled_tracker_forgets_its_cache(uri):
     tracker = new_tracker(uri)
     log_trials(tracker, trials=(0,), epochs=(1,))
