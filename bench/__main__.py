@@ -132,6 +132,7 @@ def scale_figures(data: dict[str, Any], name: str = "scale") -> list[Figure]:
     for row in data["rows"]:
         n = row["trials"]
         runs = f" in Tune runs of {row['trials_per_run']}" if row.get("trials_per_run") else ""
+        runs += f" (code {row['code']})" if row.get("code") else ""  # the same size measured on two commits
         if row["killed_and_resumed"]:
             out.append(Figure(name, f"{n} trials{runs}, driver killed after {row['killed_after_trials']} and resumed: "
                                     "MLflow exact, no epoch twice", "yes" if row["exact"] else "no",

@@ -331,6 +331,7 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
         label = f"{r['trials']} (killed after {r['killed_after_trials']}, resumed)" if r["killed_and_resumed"] else str(r["trials"])
         if r.get("trials_per_run"):
             label += f" in Tune runs of {r['trials_per_run']}"
+        label += f" (code {r['code']})" if r.get("code") else ""  # rows of different commits side by side
         runs = r["runs"]
         exact = (f"{'yes' if r['exact'] else 'NO'}: {runs.get('parent', 0)} + {runs.get('trial', 0)} + "
                  f"{runs.get('aggregate', 0)} runs, {r['config_seed_twice']} (config, seed) twice, "
@@ -370,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", action="store_true", help="only rewrite the table from the JSON on file")
     args = parser.parse_args(argv)
     if args.render:
-        rows = json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]
-        write_results(Path(args.out), render(rows, args.nodes), {"rows": rows})
+        data = json.loads(Path(args.out).with_suffix(".json").read_text())  # other keys (raw extra rows) kept
+        write_results(Path(args.out), render(data["rows"], args.nodes), data)
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="ipt-scale-"))
     backbone = make_tiny_backbone(workdir / "bert")

@@ -798,6 +798,9 @@ def test_a_killed_driver_leaves_every_background_write_in_the_journal(uri, tmp_p
     tracker.end_trial("t0", "completed")
     tracker.end_trial("t1", "completed")
     assert len(read_journal(tracker.journal)) == 3 * 2 + 2  # as if the driver died here
+    deadline = time.monotonic() + 60
+    while tracker._outage.next_probe <= time.monotonic() < deadline:  # the writer has met the outage: a dead
+        time.sleep(0.01)  # driver writes nothing more (seen under load: it still wrote beside the replay below)
     flaky.down = False
     resumed = SweepTracker(uri, EXPERIMENT, "sw-1", "demo", journal=tracker.journal)
     resumed.start_parent("task:\n  name: rte\n", {}, "abc123", {})  # a resumed sweep replays first
