@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from bench._results import slot_overhead_s
+from bench._results import row_variant, slot_overhead_s
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -131,8 +131,7 @@ def scale_figures(data: dict[str, Any], name: str = "scale") -> list[Figure]:
     out = []
     for row in data["rows"]:
         n = row["trials"]
-        runs = f" in Tune runs of {row['trials_per_run']}" if row.get("trials_per_run") else ""
-        runs += f" (code {row['code']})" if row.get("code") else ""  # the same size measured on two commits
+        runs = row_variant(row)
         if row["killed_and_resumed"]:
             out.append(Figure(name, f"{n} trials{runs}, driver killed after {row['killed_after_trials']} and resumed: "
                                     "MLflow exact, no epoch twice", "yes" if row["exact"] else "no",

@@ -31,3 +31,10 @@ def slot_overhead_s(row: dict[str, Any]) -> float | None:
         return None
     slots = row["trial_time_s"] / row["ideal_s"]
     return round((row["sweep_wall_s"] * slots - row["trial_time_s"]) / row["trials"], 2)
+
+
+def row_variant(row: dict[str, Any]) -> str:
+    """What tells a ``bench.scale`` row apart from another of the same size: ``" in Tune runs of N"`` and
+    ``" (code <commit>)"`` where the row has them (the same size measured on two commits)."""
+    runs = f" in Tune runs of {row['trials_per_run']}" if row.get("trials_per_run") else ""
+    return runs + (f" (code {row['code']})" if row.get("code") else "")

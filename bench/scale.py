@@ -46,7 +46,7 @@ from typing import Any, Iterator
 import numpy as np
 import yaml
 
-from bench._results import slot_overhead_s, write_results
+from bench._results import row_variant, slot_overhead_s, write_results
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))  # the e2e tests' helpers: one way to start a tiny model and stop servers by pid
@@ -329,9 +329,7 @@ def render(rows: list[dict[str, Any]], nodes: int) -> list[str]:
     ]
     for r in rows:
         label = f"{r['trials']} (killed after {r['killed_after_trials']}, resumed)" if r["killed_and_resumed"] else str(r["trials"])
-        if r.get("trials_per_run"):
-            label += f" in Tune runs of {r['trials_per_run']}"
-        label += f" (code {r['code']})" if r.get("code") else ""  # rows of different commits side by side
+        label += row_variant(r)
         runs = r["runs"]
         exact = (f"{'yes' if r['exact'] else 'NO'}: {runs.get('parent', 0)} + {runs.get('trial', 0)} + "
                  f"{runs.get('aggregate', 0)} runs, {r['config_seed_twice']} (config, seed) twice, "

@@ -33,7 +33,7 @@ class OrphanRuns:
 
     client: MlflowClient
     sweep_id: str
-    _runs: dict[str, dict[int, str]]  # trial id -> seed -> run id (the tracker's cache)
+    _forget_trial: Callable[[str], None]  # drop a trial's cached runs (SweepTracker)
     _write: Callable[..., Any]
     _search: Callable[..., list[Run]]
 
@@ -54,7 +54,7 @@ class OrphanRuns:
             if run.data.tags.get("ipt.trial_id") not in {trial_id, *known} and seed not in seeds_held:
                 self.client.set_tag(run.info.run_id, "ipt.trial_id", trial_id)
                 seeds_held.add(seed)
-        self._runs.pop(trial_id, None)  # read back from the tags at the trial's next write
+        self._forget_trial(trial_id)  # its runs are read back from the tags at its next write
 
     def retire_orphans(self, known_trial_ids: Iterable[str], tags: Mapping[str, str] | None = None) -> int:
         """End ``KILLED``, tag ``ipt.status=orphaned`` and delete this sweep's child runs (with ``tags``,
@@ -75,7 +75,7 @@ class OrphanRuns:
             if run.info.status == "RUNNING":
                 self.client.set_terminated(run_id, "KILLED")
             self.client.delete_run(run_id)
-            self._runs.pop(run.data.tags.get("ipt.trial_id", ""), None)
+            self._forget_trial(run.data.tags.get("ipt.trial_id", ""))
         if orphans:
             log.warning("MLflow: %d child runs of %d trials the resumed sweep no longer knows were deleted "
                         "(ipt.status=orphaned; restore with MlflowClient.restore_run)", len(orphans),

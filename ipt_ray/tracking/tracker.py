@@ -290,12 +290,12 @@ class SweepTracker(ModelLogging, OrphanRuns, JournalReplay):
         self._forget_trial(trial_id)
 
     def _forget_trial(self, trial_id: str) -> None:
-        """Drop an ended trial's cached runs (~2 KiB; the driver's memory must not grow with the ended trials)."""
+        """Drop a trial's cached runs: read back from their tags at its next write (~2 KiB per ended trial)."""
         for run_id in self._runs.pop(trial_id, {}).values():
-            for cache in (self._last_epoch, self._run_info):
-                cache.pop(run_id, None)
-            for marks in (self._ended, self._needs_params):
-                marks.discard(run_id)
+            self._last_epoch.pop(run_id, None)
+            self._run_info.pop(run_id, None)
+            self._ended.discard(run_id)
+            self._needs_params.discard(run_id)
 
     def log_selected(self, trial_id: str, seed: int, metrics: dict[str, float], tags: dict[str, str]) -> None:
         """Values of a finished run read at its dev-selected epoch (``selected/<name>``, step 0) and tags
