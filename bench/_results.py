@@ -37,4 +37,6 @@ def row_variant(row: dict[str, Any]) -> str:
     """What tells a ``bench.scale`` row apart from another of the same size: ``" in Tune runs of N"`` and
     ``" (code <commit>)"`` where the row has them (the same size measured on two commits)."""
     runs = f" in Tune runs of {row['trials_per_run']}" if row.get("trials_per_run") else ""
+    if row.get("fresh_process_per_run") is not None:  # rows before it had all runs in one process
+        runs += ", a fresh driver process each" if row["fresh_process_per_run"] else ", one driver process"
     return runs + (f" (code {row['code']})" if row.get("code") else "")

@@ -32,20 +32,18 @@ import argparse
 import json
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import yaml
 
+from bench._driver import Driver, rss_at_run_ends
 from bench._results import row_variant, slot_overhead_s, write_results
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
@@ -57,9 +55,7 @@ SEEDS = [0, 1, 2, 3, 4]
 EPOCHS = 2
 SERVER_WORKERS = 4  # mlflow server's own default: what a tracking server runs unless told otherwise
 TRAIN_SAMPLES = 250  # CB training examples per seed and epoch (batch 8; CB has 250): how long a trial trains
-CLI = Path(sys.executable).parent / "ipt-ray"
 SUMMARY_LINE = re.compile(r"sweep \S+: (\d+) configs x \d+ seeds in (\d+)s \(sum of trial times (\d+)s\)")
-TRIAL_ENDED = b" completed after "  # Tune's console line for an ended trial ("Trial X completed after N iterations")
 ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) /')
 
 
@@ -83,7 +79,8 @@ def simulated_cluster(nodes: int) -> Iterator[Any]:
 
 
 def sweep_file(workdir: Path, backbone: Path, trials: int, uri: str, address: str, tag: str,
-               train_samples: int = TRAIN_SAMPLES, trials_per_run: int | None = None) -> Path:
+               train_samples: int = TRAIN_SAMPLES, trials_per_run: int | None = None,
+               fresh_process_per_run: bool = True) -> Path:
     data = {
         "task": {"name": "cb", "max_train_samples": train_samples, "max_eval_samples": 8, "max_length": 32},
         "backbone": {"name": str(backbone)},
@@ -95,111 +92,14 @@ def sweep_file(workdir: Path, backbone: Path, trials: int, uri: str, address: st
                       "method.strategy": {"type": "choice", "values": ["prompt_tuning", "random_ipt"]},
                       "method.prompt_length": {"type": "choice", "values": [2, 4]},
                       "train.lr": {"type": "loguniform", "low": 1e-3, "high": 3e-2}},
-                  **({"trials_per_run": trials_per_run} if trials_per_run else {})},
+                  **({"trials_per_run": trials_per_run} if trials_per_run else {}),
+                  "fresh_process_per_run": fresh_process_per_run},
         "tracking": {"uri": uri, "experiment": f"scale-{tag}"},
         "cluster": {"address": address, "num_workers": 0, "cpus_per_trial": 1},
     }
     path = workdir / f"scale-{tag}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-# ---------------------------------------------------------------- the driver process, measured
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-class Driver:
-    """``ipt-ray sweep`` in its own process group; RSS sampled twice a second with the count of trials Tune has
-    ended by then (its console, read as it grows), CPU from ``wait4``."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0"}
-        self.log = log
-        self.started = time.perf_counter()
-        command = [str(CLI), *args]
-        profile = os.environ.get("IPT_SCALE_PROFILE")  # a py-spy flame graph of the driver, to find its costs
-        if profile:
-            command = [str(CLI.parent / "py-spy"), "record", "--format", "raw", "-o", f"{profile}.{log.stem}.txt",
-                       "--", *command]
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-        self.samples: list[tuple[float, float, int]] = []  # (seconds since start, RSS MB, trials ended)
-        self.ended = 0  # trials Tune has ended so far (its console, as of the last sample)
-        self.done = threading.Event()
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self) -> None:
-        offset, carry = 0, b""
-        while not self.done.wait(0.5):
-            with open(self.log, "rb") as console:  # only what was written since the last read
-                console.seek(offset)
-                new = console.read()
-            offset += len(new)
-            # a marker split across two reads is counted once: keep the bytes that could start one
-            self.ended += (carry + new).count(TRIAL_ENDED)
-            carry = (carry + new)[-(len(TRIAL_ENDED) - 1):]
-            value = rss_mb(self.proc.pid)
-            if value is not None:
-                self.samples.append((time.perf_counter() - self.started, value, self.ended))
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:  # it ended first: the caller sees that in the trial count
-            pass
-
-    def wait(self) -> dict[str, Any]:
-        _, status, usage = os.wait4(self.proc.pid, 0)
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
-        self.done.set()
-        wall = time.perf_counter() - self.started
-        return {"returncode": self.proc.returncode, "process_wall_s": wall,
-                "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
-                "rss_quarters_mb": quarters(self.samples, wall), **growth_per_trial(self.samples)}
-
-
-def quarters(samples: list[tuple[float, float, int]], wall: float) -> list[float]:
-    """RSS at 25, 50, 75 and 100% of the run (the last sample at or before each point)."""
-    out = []
-    for q in (0.25, 0.5, 0.75, 1.0):
-        before = [rss for t, rss, _ in samples if t <= q * wall]
-        out.append(round(before[-1], 1) if before else float("nan"))
-    return out
-
-
-def growth_per_trial(samples: list[tuple[float, float, int]]) -> dict[str, float | None]:
-    """The driver's RSS against the trials ended, apart from the end of the run.
-
-    ``rss_kib_per_trial``: the least-squares slope of RSS (the last sample at each count of ended trials) over
-    the second half of the trials, up to the last one; None below 3 counts there (a small sweep whose trials
-    end in batches). ``rss_end_of_run_mb``: the run's last sample less the last one before the last trial
-    ended (Tune's ``ResultGrid``, the sweep's aggregate run and report).
-    """
-    last_at: dict[int, float] = {}
-    for _, rss, ended in samples:
-        last_at[ended] = rss
-    counts = sorted(n for n in last_at if n > 0)
-    if not counts:
-        return {"rss_kib_per_trial": None, "rss_end_of_run_mb": None, "rss_at_trial_quarters_mb": None}
-    half = [n for n in counts if counts[-1] / 2 <= n < counts[-1]]  # the last count's samples hold the end of run
-    slope = float(np.polyfit(half, [last_at[n] for n in half], 1)[0]) if len(half) >= 3 else None
-    before_last = [rss for _, rss, ended in samples if ended < counts[-1]]
-    # RSS once a quarter, half, ... of the trials had ended (a split sweep of 4 runs: at each run's end)
-    at_quarters = [round(last_at[max(n for n in counts if n <= q * counts[-1])], 1)
-                   if any(n <= q * counts[-1] for n in counts) else None for q in (0.25, 0.5, 0.75)]
-    return {"rss_kib_per_trial": None if slope is None else round(1024 * slope, 1),
-            "rss_end_of_run_mb": round(samples[-1][1] - before_last[-1], 1) if before_last else None,
-            "rss_at_trial_quarters_mb": [*at_quarters, round(before_last[-1], 1) if before_last else None]}
 
 
 # ---------------------------------------------------------------- MLflow, read from the server's store
@@ -264,9 +164,11 @@ def access_lines(log: Path) -> int:
 
 
 def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Path, kill_at: float | None,
-             concurrency: int, train_samples: int = TRAIN_SAMPLES, trials_per_run: int | None = None) -> dict[str, Any]:
+             concurrency: int, train_samples: int = TRAIN_SAMPLES, trials_per_run: int | None = None,
+             fresh_process_per_run: bool = True) -> dict[str, Any]:
     tag = f"{trials}" + ("-killed" if kill_at else "")
-    path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag, train_samples, trials_per_run)
+    path = sweep_file(workdir, backbone, trials, server.uri, cluster.address, tag, train_samples, trials_per_run,
+                      fresh_process_per_run)
     db = server.root / "mlflow.db"
     requests_before, server_cpu_before = access_lines(server.log), server_cpu_s(server)
     legs = []
@@ -291,6 +193,9 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
     return {
         "trials": trials, "configs": configs, "killed_and_resumed": bool(kill_at), "train_samples": train_samples,
         "trials_per_run": trials_per_run if trials_per_run and trials_per_run < trials else None,
+        # a split sweep's driver: a fresh process after each run (ipt-ray sweep's default) or one process
+        "fresh_process_per_run": fresh_process_per_run if trials_per_run and trials_per_run < trials else None,
+        "code": code_commit(),
         "server_workers": server.workers,
         "killed_after_trials": legs[0].get("killed_after_trials") if kill_at else None,
         "sweep_wall_s": sweep_wall, "process_wall_s": round(sum(leg["process_wall_s"] for leg in legs), 1),
@@ -303,10 +208,20 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
         "driver_rss_kib_per_trial": legs[-1]["rss_kib_per_trial"],  # the resumed leg's, if killed
         "driver_rss_end_of_run_mb": legs[-1]["rss_end_of_run_mb"],
         "driver_rss_at_trial_quarters_mb": legs[-1]["rss_at_trial_quarters_mb"],
+        "driver_rss_at_run_ends_mb": rss_at_run_ends(legs[-1]["rss_last_at_ended"], trials, trials_per_run),
         "mlflow_requests": requests, "mlflow_requests_per_trial": round(requests / trials, 1),
         "mlflow_server_cpu_s": round(server_cpu, 1),
         **exactness(db, f"scale-{tag}", trials),
     }
+
+
+def code_commit() -> str:
+    """The commit the measured code is at ("-dirty" with uncommitted changes): a row says what it measured."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=TESTS.parent).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no")
+                                                  else "")
 
 
 # ---------------------------------------------------------------- report
@@ -366,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="CB training examples per seed and epoch (batch 8): sets how long a trial trains")
     parser.add_argument("--trials-per-run", type=int, default=None,
                         help="sweep.trials_per_run: each sweep as Tune runs of at most this many trials")
+    parser.add_argument("--one-process", action="store_true",
+                        help="a split sweep's runs all in one driver process (sweep.fresh_process_per_run: false)")
     parser.add_argument("--render", action="store_true", help="only rewrite the table from the JSON on file")
     args = parser.parse_args(argv)
     if args.render:
@@ -382,11 +299,11 @@ def main(argv: list[str] | None = None) -> int:
             simulated_cluster(args.nodes) as cluster:
         for trials in [] if args.kill_only else args.trials:
             rows.append(run_size(trials, server, cluster, backbone, workdir, None, args.nodes, args.train_samples,
-                                 args.trials_per_run))
+                                 args.trials_per_run, not args.one_process))
             print(json.dumps(rows[-1]), flush=True)
         if args.kill_at:
             rows.append(run_size(max(args.trials), server, cluster, backbone, workdir, args.kill_at, args.nodes,
-                                 args.train_samples, args.trials_per_run))
+                                 args.train_samples, args.trials_per_run, not args.one_process))
             print(json.dumps(rows[-1]), flush=True)
     write_results(Path(args.out), render(rows, args.nodes), {"rows": rows})
     return 0 if all(r["exact"] for r in rows) else 1

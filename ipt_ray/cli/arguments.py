@@ -31,6 +31,8 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
     add_config(p)
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="SWEEP",
                    help="resume the latest sweep of this YAML (or the named one) after the driver stopped")
+    # set by the sweep itself when it goes on in a fresh process (ipt_ray.cli.sweep): its first process's start
+    p.add_argument("--started-at", type=float, default=None, help=argparse.SUPPRESS)
 
 
 def add_report(p: argparse.ArgumentParser) -> None:

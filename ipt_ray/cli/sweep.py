@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
 from pathlib import Path
 
 from ipt_ray.config import load_config
@@ -13,7 +16,25 @@ USER_ERRORS = (TrackingError,)  # MLflow unreachable: a message, not a traceback
 
 
 def run(args: argparse.Namespace) -> int:
+    started_at = args.started_at if args.started_at is not None else time.time()
     cfg = load_config(args.config, args.set)
-    run_sweep(cfg, args.config, resume=args.resume if args.resume is not None else False,
-              config_text=Path(args.config).read_text())
+    out = run_sweep(cfg, args.config, resume=args.resume if args.resume is not None else False,
+                    config_text=Path(args.config).read_text(), restartable=True, started_at=started_at)
+    if out.get("runs_left"):
+        go_on_in_a_fresh_process(args, out["name"], out["runs_left"], started_at)
     return 0
+
+
+def go_on_in_a_fresh_process(args: argparse.Namespace, sweep: str, runs_left: int, started_at: float) -> None:
+    """Replace this process with ``ipt-ray sweep CONFIG --set ... --resume SWEEP``: same pid, console and
+    process group (``ray job stop``, a kill and ``ray job logs`` see one driver), none of the memory this
+    one grew (:mod:`ipt_ray.sweep.runs`)."""
+    import ray  # heavy, optional: only when a sweep ran
+
+    ray.shutdown()  # a joined cluster sees this driver's job end (a private Ray is already stopped)
+    print(f"sweep {sweep}: {runs_left} Tune runs left; going on in a fresh driver process (pid {os.getpid()})",
+          flush=True)
+    sys.stderr.flush()
+    overrides = [arg for value in args.set for arg in ("--set", value)]
+    os.execv(sys.executable, [sys.executable, "-m", "ipt_ray.cli", "sweep", args.config, *overrides,
+                              "--resume", sweep, "--started-at", repr(started_at)])

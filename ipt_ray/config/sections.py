@@ -184,6 +184,10 @@ class SweepConfig(StrictSection):
         None, ge=1, description="run the sweep as Tune runs of at most this many trials, one after the other, "
                                 "sharing one Optuna study and one scheduler: the driver's memory stays bounded "
                                 "(Tune holds every trial of a run until it ends); default: one run")
+    fresh_process_per_run: bool = Field(
+        True, description="with trials_per_run, `ipt-ray sweep` goes on after each Tune run in a fresh process "
+                          "(it replaces itself: same pid, same console) so that the driver's memory does not grow "
+                          "with the sweep; false: every run in one process")
     name: str | None = Field(None, description="sweep name; default: derived from the YAML file name")
     few_shot: FewShotConfig | None = Field(
         None, description="run the few-shot protocol (cross validation per data seed, then train on K / "

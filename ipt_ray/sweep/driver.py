@@ -66,8 +66,15 @@ class SweepOutcome:
 
 
 def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str = False,
-              config_text: str | None = None, out=print, callbacks: list[Any] | None = None) -> dict[str, Any]:
-    """Run (or resume) a sweep; ``callbacks`` are extra ``tune.Callback`` s (e.g. for measurements)."""
+              config_text: str | None = None, out=print, callbacks: list[Any] | None = None,
+              restartable: bool = False, started_at: float | None = None) -> dict[str, Any]:
+    """Run (or resume) a sweep; ``callbacks`` are extra ``tune.Callback`` s (e.g. for measurements).
+
+    ``restartable``: the caller goes on in a fresh process (``ipt-ray sweep``): a sweep split into Tune runs
+    with ``sweep.fresh_process_per_run`` then returns after one run with ``runs_left`` > 0, its Ray and
+    tracker closed, and the caller resumes it by name (:mod:`ipt_ray.sweep.runs`). ``started_at``: when the
+    first of those processes started (``time.time()``), so the sweep's wall time counts them all.
+    """
     config_path = Path(config_path)
     check_sweep(cfg)
     if cfg.sweep.few_shot is not None:  # two phases (select by cross validation, then final) under one parent
@@ -77,14 +84,18 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     plan = plan_sweep(cfg, config_path, resume)
     tracker = start_tracker(plan, config_text)
     handle = connect_ray(cfg)
-    started = time.perf_counter()
+    started = time.perf_counter() - (time.time() - started_at if started_at is not None else 0.0)
     tracker.start_background()  # trial writes leave Tune's loop (ipt_ray.tracking.writer)
     try:
         share_idle_cpus = shares_idle_cpus(cfg, handle)
         if splits_into_runs(cfg):
             from ipt_ray.sweep.runs import run_in_parts  # it builds on this module
 
-            trials, searcher = run_in_parts(plan, tracker, callbacks or [], out, share_idle_cpus)
+            one_run = restartable and cfg.sweep.fresh_process_per_run
+            parts = run_in_parts(plan, tracker, callbacks or [], out, share_idle_cpus, 1 if one_run else None)
+            if parts.runs_left:
+                return {"name": plan.name, "sweep_id": plan.sweep_id, "runs_left": parts.runs_left}
+            trials, searcher = parts.trials, parts.study
         else:
             trials, searcher = run_whole(plan, tracker, callbacks or [], out, share_idle_cpus)
         tracker.stop_background()
@@ -96,8 +107,8 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
         disconnect_ray(handle)
     trial_time = sum(float((r.metrics or {}).get("time_total_s", 0.0)) for r in trials)
     print_outcome(plan, outcome, wall, trial_time, out)
-    return {"name": plan.name, "sweep_id": plan.sweep_id, "summary": outcome.summary, "wall_time_s": wall,
-            "trial_time_s": trial_time, "tracking_uri": plan.uri, "sweep_dir": str(plan.sweep_dir),
+    return {"name": plan.name, "sweep_id": plan.sweep_id, "runs_left": 0, "summary": outcome.summary,
+            "wall_time_s": wall, "trial_time_s": trial_time, "tracking_uri": plan.uri, "sweep_dir": str(plan.sweep_dir),
             "optuna_states": outcome.optuna_states, "journaled": outcome.journaled}
 
 

@@ -9,7 +9,15 @@ finished run's memory (bench/results/tune_memory_runs.md). What keeps the runs o
 - one scheduler instance, so ASHA's rungs (the median rules' curves) hold every earlier trial;
 - one MLflow parent run and tracker; the orphan check and the aggregate see the trials of every run;
 - ``<sweep_dir>/runs.json``: each finished run's trials, kept to what the aggregate reads, so that a
-  resume neither runs nor reads a finished run again.
+  resume neither runs nor reads a finished run again;
+- ``<sweep_dir>/scheduler.pkl``: the scheduler as the last finished run left it, for a driver that goes on
+  in a fresh process (``ipt-ray sweep`` after each run, ``sweep.fresh_process_per_run``) or is resumed
+  between two runs.
+
+Why a fresh process: the driver's memory still grows by ~20 KiB per trial across runs, outside what Tune
+holds of a run (allocator and Ray core state, bench/results/scale_runs.md); a process that ends after each
+run gives all of it back. ``ipt-ray sweep`` replaces itself (``os.execv``, same pid, same console) with
+``ipt-ray sweep --resume NAME``, which skips the finished runs and starts the next.
 
 Tune's runs live in ``<sweep_dir>/run-000``, ``run-001``, ... A resume skips the finished runs, restores
 the one in progress (``Tuner.restore``, as an unsplit sweep's resume does) and starts the rest. Tune
@@ -36,6 +44,7 @@ from ipt_ray.tracking import SweepTracker
 from ipt_ray.train.runtime import release_freed_memory
 
 RUNS_FILE = "runs.json"
+SCHEDULER_FILE = "scheduler.pkl"
 STUDY_FILE = "optuna.journal"
 KEPT_KEYS = ("trial_id", "epoch", "training_iteration", "time_total_s")  # and every dev_* / test_* key
 
@@ -60,10 +69,20 @@ def run_name(index: int) -> str:
     return f"run-{index:03d}"
 
 
+@dataclass
+class SweepRuns:
+    """What :func:`run_in_parts` ran: every trial of the finished runs, the sweep's Optuna study (None: no
+    Optuna, or runs are left) and the Tune runs left for a fresh driver process."""
+
+    trials: list[TrialRecord]
+    study: Any
+    runs_left: int
+
+
 def run_in_parts(plan: SweepPlan, tracker: SweepTracker, callbacks: list[Any], out,
-                 share_idle_cpus: bool) -> tuple[list[TrialRecord], Any]:
-    """(every trial of every run, the sweep's Optuna study or None): the sweep run as consecutive Tune runs
-    (the finished ones of a resumed sweep read back from ``runs.json``)."""
+                 share_idle_cpus: bool, max_runs: int | None = None) -> SweepRuns:
+    """The sweep run as consecutive Tune runs (the finished ones of a resumed sweep read back from
+    ``runs.json``), at most ``max_runs`` of them in this process (None: all)."""
     cfg = plan.cfg
     sizes = run_sizes(cfg.sweep.num_samples, cfg.sweep.trials_per_run)
     finished = read_runs(plan.sweep_dir) if plan.resuming else []
@@ -73,14 +92,18 @@ def run_in_parts(plan: SweepPlan, tracker: SweepTracker, callbacks: list[Any], o
         out(f"resuming sweep {plan.name}: {len(finished)} of {len(sizes)} Tune runs finished")
     trainable = make_trainable(plan, share_idle_cpus)
     storage = journal(plan.sweep_dir / STUDY_FILE) if cfg.sweep.searcher == "optuna" else None
-    scheduler = make_scheduler(cfg, cfg.train.epochs, target=plan.target)
-    for index in range(len(finished), len(sizes)):
+    scheduler = read_scheduler(plan.sweep_dir) if plan.resuming else None
+    scheduler = scheduler or make_scheduler(cfg, cfg.train.epochs, target=plan.target)
+    last = len(sizes) if max_runs is None else min(len(sizes), len(finished) + max_runs)
+    for index in range(len(finished), last):
         earlier = [trial.metrics.get("trial_id") for run in finished for trial in run]
-        # only the run a killed driver was in can hold runs of trials Tune forgot (SweepTracker.adopt_orphans)
-        run_plan = plan if index == len(finished) else dataclasses.replace(plan, resuming=False)
-        run_callbacks = tune_callbacks(run_plan, tracker, callbacks, earlier)
         run = TuneRun(name=run_name(index), storage=plan.sweep_dir, num_samples=sizes[index], scheduler=scheduler,
                       metric=None, mode=None)  # the searcher and the scheduler hold them: one instance, all runs
+        # Only the run a killed driver was in can hold runs of trials Tune forgot (SweepTracker.adopt_orphans);
+        # a run whose folder is not there never made its Tuner, so none of its trials ran.
+        resumes = plan.resuming and index == len(finished) and run.path.is_dir()
+        run_plan = plan if resumes else dataclasses.replace(plan, resuming=False)
+        run_callbacks = tune_callbacks(run_plan, tracker, callbacks, earlier)
         tuner = restore_tuner(run.path, trainable, run_callbacks, out, f"{plan.name}/{run.name}") \
             if run_plan.resuming else None
         if tuner is None:
@@ -97,12 +120,16 @@ def run_in_parts(plan: SweepPlan, tracker: SweepTracker, callbacks: list[Any], o
         del tuner, grid_result  # what Tune held of this run's trials goes before the next run starts
         gc.collect()  # once per run: Tune's trial graph has cycles
         release_freed_memory()
+        write_scheduler(plan.sweep_dir, scheduler)  # before runs.json names the run finished
         write_runs(plan.sweep_dir, finished)
+    trials = [trial for run in finished for trial in run]
+    if last < len(sizes):
+        return SweepRuns(trials, None, len(sizes) - last)
     ot_study = open_study(storage) if storage is not None else None
     abandoned = fail_abandoned_trials(ot_study)
     if abandoned:
         out(f"{abandoned} Optuna trials a killed driver had started and no run resumed are marked FAIL")
-    return [trial for run in finished for trial in run], ot_study
+    return SweepRuns(trials, ot_study, 0)
 
 
 def trial_record(result: Any) -> TrialRecord:
@@ -110,6 +137,26 @@ def trial_record(result: Any) -> TrialRecord:
                if key in KEPT_KEYS or key.startswith(("dev_", "test_"))}
     return TrialRecord(metrics=metrics, config=dict(result.config or {}),
                        error=None if result.error is None else str(result.error), path=str(result.path or ""))
+
+
+def read_scheduler(sweep_dir: Path) -> Any:
+    """The scheduler as the last finished run left it (None: no run finished, or the sweep has none)."""
+    from ray import cloudpickle  # heavy, optional: only when a sweep starts
+
+    path = sweep_dir / SCHEDULER_FILE
+    return cloudpickle.loads(path.read_bytes()) if path.is_file() else None
+
+
+def write_scheduler(sweep_dir: Path, scheduler: Any) -> None:
+    """Whole, through a rename (as :func:`write_runs`); nothing for a sweep without a scheduler."""
+    if scheduler is None:
+        return
+    from ray import cloudpickle  # Tune's pickler, as for its tuner.pkl: same_epoch_median is a local class
+
+    path = sweep_dir / SCHEDULER_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(cloudpickle.dumps(scheduler))
+    tmp.replace(path)
 
 
 def read_runs(sweep_dir: Path) -> list[list[TrialRecord]]:

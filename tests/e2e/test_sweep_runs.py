@@ -4,6 +4,11 @@ parent, one aggregate, and a killed driver resumes the run it was in."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import optuna
@@ -96,3 +101,34 @@ def test_a_split_sweep_killed_in_its_second_run_resumes_that_run_only(tiny_bert,
     assert all(r.info.status == "FINISHED" for r in runs if r.data.tags.get("ipt.kind") == "trial")
     assert len(out["summary"].configs) == 4
     assert out["optuna_states"].get("RUNNING", 0) == 0
+
+
+@pytest.mark.slow
+def test_ipt_ray_sweep_goes_on_in_a_fresh_process_after_each_tune_run(tiny_bert, tmp_path):
+    """The CLI's driver replaces itself after each Tune run (same pid): the next process skips the finished
+    runs, its scheduler has every earlier trial, and MLflow ends exact with one aggregate."""
+    path = sweep_yaml(tmp_path, tiny_bert, num_samples=3, extra_sweep={
+        "trials_per_run": 1, "scheduler": "same_epoch_median", "grace_period": 1, "min_samples_required": 1})
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    started = time.perf_counter()
+    driver = subprocess.Popen([sys.executable, "-m", "ipt_ray.cli", "sweep", str(path)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed, _ = driver.communicate(timeout=900)
+    elapsed = time.perf_counter() - started
+    assert driver.returncode == 0, printed[-4000:]
+    fresh = re.findall(r"(\d) Tune runs left; going on in a fresh driver process \(pid (\d+)\)", printed)
+    assert fresh == [("2", str(driver.pid)), ("1", str(driver.pid))], printed[-4000:]
+    assert "1 of 3 Tune runs finished" in printed and "2 of 3 Tune runs finished" in printed
+    assert printed.count("Tune run 1 of 3") == 1 and printed.count("Tune run 3 of 3") == 1
+
+    sweep_dir = next((tmp_path / "runs" / "sweeps").glob("*/runs.json")).parent
+    trial_ids = [t["metrics"]["trial_id"] for run in json.loads((sweep_dir / "runs.json").read_text())["runs"]
+                 for t in run]
+    assert len(set(trial_ids)) == 3
+    assert sorted(runs_module.read_scheduler(sweep_dir).curves) == sorted(trial_ids)  # one scheduler, 3 processes
+    assert [t.number for t in open_study(journal(sweep_dir / "optuna.journal")).trials] == [0, 1, 2]
+    client, runs, kinds = runs_by_kind(tmp_path)
+    assert kinds == {"parent": 1, "trial": 6, "aggregate": 1}
+    assert_each_epoch_once(client, runs)
+    [summary] = re.findall(r"3 configs x 2 seeds in (\d+)s", printed)
+    assert int(summary) >= 0.6 * elapsed  # the sweep's wall counts every process, not the last one's alone

@@ -94,7 +94,7 @@ def test_a_rewritten_results_file_keeps_its_hand_written_reading(tmp_path):
 def test_driver_memory_is_read_against_trials_ended_and_apart_from_the_end_of_the_run():
     """bench.scale: 50 KiB per ended trial, then 30 MB once the last trial has ended (the ResultGrid and the
     report): the slope sees the first only, the end of run the second only."""
-    from bench.scale import growth_per_trial
+    from bench._driver import growth_per_trial
 
     samples = [(0.5 * i, 400 + (i // 2) * 50 / 1024, i // 2) for i in range(202)]  # 2 samples per count 0..100
     samples.append((101.5, samples[-1][1] + 30, 100))
@@ -107,6 +107,16 @@ def test_driver_memory_is_read_against_trials_ended_and_apart_from_the_end_of_th
                                          "rss_at_trial_quarters_mb": [None, 404.0, 404.0, 404.0]}
     assert growth_per_trial(samples[:2]) == {"rss_kib_per_trial": None, "rss_end_of_run_mb": None,
                                              "rss_at_trial_quarters_mb": None}  # none ended
+
+
+def test_a_split_sweeps_driver_memory_is_read_at_each_tune_runs_end():
+    """The last sample of each run's count of ended trials; the last run's before its last trial ended (the
+    sweep's end: aggregate, report and model, as growth_per_trial keeps apart); nothing for one run."""
+    from bench._driver import rss_at_run_ends
+
+    last_at = {0: 480.0, 100: 481.0, 250: 485.0, 251: 485.5, 500: 490.0, 750: 492.0, 999: 493.0, 1000: 530.0}
+    assert rss_at_run_ends(last_at, 1000, 250) == [485.0, 490.0, 492.0, 493.0]
+    assert rss_at_run_ends(last_at, 1000, None) is None and rss_at_run_ends(last_at, 1000, 1000) is None
 
 
 @pytest.mark.slow

@@ -236,3 +236,36 @@ def test_a_restored_searcher_leaves_a_trial_the_killed_driver_already_told_the_j
     restored.on_trial_complete("t1", {"dev_accuracy_mean": 0.6, "epoch": 4})
     [trial] = open_study(journal(study_file)).trials
     assert trial.state.name == "COMPLETE" and trial.value == 0.7 and not trial.intermediate_values
+
+
+def test_a_scheduler_goes_on_from_where_the_last_finished_run_left_it(tmp_path):
+    """A driver that goes on in a fresh process (or resumes between runs) reads the scheduler back from the
+    sweep's folder: the trials of the earlier runs still count, its metric and mode are kept."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from ipt_ray.sweep.runs import read_scheduler, write_scheduler
+
+    class Controller:  # what the median rule asks Tune (trials waiting for a slot)
+        def get_live_trials(self):
+            return []
+
+    assert read_scheduler(tmp_path) is None
+    write_scheduler(tmp_path, None)  # a sweep without a scheduler writes nothing
+    assert read_scheduler(tmp_path) is None
+    for name in ("asha", "median", "same_epoch_median"):
+        scheduler = make_scheduler(config(scheduler=name, grace_period=1, min_samples_required=1), 4,
+                                   target="dev_accuracy_mean")
+        scheduler.set_search_properties(None, None)
+        for trial_id, value in (("a", 0.9), ("b", 0.8)):
+            scheduler.on_trial_add(None, FakeTrial(trial_id))
+            scheduler.on_trial_result(Controller(), FakeTrial(trial_id), {"epoch": 1, "dev_accuracy_mean": value,
+                                                                  "training_iteration": 1, "time_total_s": 1.0})
+        write_scheduler(tmp_path, scheduler)
+        back = read_scheduler(tmp_path)
+        assert type(back).__name__ == type(scheduler).__name__ and back.metric == "dev_accuracy_mean", name
+        poor = FakeTrial("c")
+        back.on_trial_add(None, poor)
+        decision = back.on_trial_result(Controller(), poor, {"epoch": 1, "dev_accuracy_mean": 0.1, "training_iteration": 1,
+                                                     "time_total_s": 1.0})
+        assert decision == TrialScheduler.STOP, name  # judged against a and b of the earlier run
+    assert not list(tmp_path.glob("*.tmp"))
