@@ -147,6 +147,11 @@ def scale_figures(data: dict[str, Any], name: str = "scale") -> list[Figure]:
                 Figure(name, f"{n} trials{runs}: driver peak RSS", f"{row['driver_peak_rss_mb']:.0f} MB"),
                 Figure(name, f"{n} trials{runs}: MLflow exact (1 + {5 * n} + 1 runs)", "yes" if row["exact"] else "no",
                        "exact", row["exact"])]
+        for key, what in (("driver_rss_run_at_ends_mb", "as each Tune run's last trial ended"),
+                          ("driver_rss_run_peaks_mb", "peak in each Tune run")):
+            if row.get(key):
+                out.insert(-1, Figure(name, f"{n} trials{runs}: driver RSS {what}",
+                                      " / ".join(f"{mb:.0f}" for mb in row[key]) + " MB"))
         if row.get("driver_rss_kib_per_trial") is not None:
             out.insert(-1, Figure(name, f"{n} trials{runs}: driver RSS per further trial (second half of the trials)",
                                   f"{row['driver_rss_kib_per_trial']:.1f} KiB"))
@@ -206,6 +211,12 @@ GPU_RESULTS: dict[str, Callable[[Any], list[Figure]]] = {"seed_step": seed_step_
 ON_FILE: dict[str, tuple[Callable[[Any], list[Figure]], str]] = {
     "scale_runs": (functools.partial(scale_figures, name="scale_runs"),
                    "python -m bench.scale --trials 500 --kill-at 0.5 --trials-per-run 125 --out bench/results/scale_runs.md"),
+    "scale_fresh": (functools.partial(scale_figures, name="scale_fresh"),
+                    "python -m bench.scale --trials 500 --kill-at 0.5 --trials-per-run 125 [--one-process] "
+                    "--out bench/results/scale_fresh.md"),
+    "scale_plateau": (functools.partial(scale_figures, name="scale_plateau"),
+                      "python -m bench.scale --trials 2000 --kill-at 0 --trials-per-run 250 --train-samples 64 "
+                      "--one-process --out bench/results/scale_plateau.md"),
 }
 
 

@@ -79,19 +79,26 @@ class Driver:
         return {"returncode": self.proc.returncode, "process_wall_s": wall,
                 "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
                 "rss_quarters_mb": quarters(self.samples, wall), **growth_per_trial(self.samples),
-                "rss_last_at_ended": {ended: rss for _, rss, ended in self.samples}}  # run_size keeps a few
+                "samples": self.samples}  # run_size keeps what it reports of them
 
 
-def rss_at_run_ends(last_at_ended: dict[int, float], trials: int, per_run: int | None) -> list[float] | None:
-    """A split sweep's driver RSS as each Tune run's last trial ended (before the next run began): does it level
-    off? The last run's end is the last sample before the sweep's last trial ended, as in growth_per_trial."""
+def rss_by_run(samples: list[tuple[float, float, int]], trials: int, per_run: int | None) -> dict[str, list | None]:
+    """A split sweep's driver RSS run by run: does it level off?
+
+    ``at_ends``: the first sample once each Tune run's last trial had ended (before the run's teardown, or the
+    driver's exec into a fresh process); ``peaks``: the most RSS after the previous run's end up to this one's
+    (what the sweep's end adds after its last trial is apart, as in :func:`growth_per_trial`).
+    None for a sweep of one run; a run whose end was never seen (a killed driver) has None.
+    """
     if not per_run or per_run >= trials:
-        return None
-    ends = []
-    for end in range(per_run, trials + 1, per_run):
-        counts = [n for n in last_at_ended if n <= end and (n < trials or end < trials)]
-        ends.append(round(last_at_ended[max(counts)], 1) if counts else None)
-    return ends
+        return {"at_ends": None, "peaks": None}
+    ends, peaks, start = [], [], 0
+    for end in [*range(per_run, trials, per_run), trials]:
+        at = next((i for i, (_, _, ended) in enumerate(samples) if ended >= end), None)
+        ends.append(None if at is None else round(samples[at][1], 1))
+        peaks.append(None if at is None else round(max(rss for _, rss, _ in samples[start:at + 1]), 1))
+        start = at + 1 if at is not None else start
+    return {"at_ends": ends, "peaks": peaks}
 
 
 def quarters(samples: list[tuple[float, float, int]], wall: float) -> list[float]:

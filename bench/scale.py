@@ -43,7 +43,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from bench._driver import Driver, rss_at_run_ends
+from bench._driver import Driver, rss_by_run
 from bench._results import row_variant, slot_overhead_s, write_results
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
@@ -208,7 +208,9 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
         "driver_rss_kib_per_trial": legs[-1]["rss_kib_per_trial"],  # the resumed leg's, if killed
         "driver_rss_end_of_run_mb": legs[-1]["rss_end_of_run_mb"],
         "driver_rss_at_trial_quarters_mb": legs[-1]["rss_at_trial_quarters_mb"],
-        "driver_rss_at_run_ends_mb": rss_at_run_ends(legs[-1]["rss_last_at_ended"], trials, trials_per_run),
+        # not for a resumed driver: its console counts the trials it ended, not the sweep's
+        **{f"driver_rss_run_{key}_mb": value
+           for key, value in rss_by_run(legs[-1]["samples"], trials, None if kill_at else trials_per_run).items()},
         "mlflow_requests": requests, "mlflow_requests_per_trial": round(requests / trials, 1),
         "mlflow_server_cpu_s": round(server_cpu, 1),
         **exactness(db, f"scale-{tag}", trials),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -32,9 +33,10 @@ def go_on_in_a_fresh_process(args: argparse.Namespace, sweep: str, runs_left: in
     import ray  # heavy, optional: only when a sweep ran
 
     ray.shutdown()  # a joined cluster sees this driver's job end (a private Ray is already stopped)
-    print(f"sweep {sweep}: {runs_left} Tune runs left; going on in a fresh driver process (pid {os.getpid()})",
-          flush=True)
+    left = f"{runs_left} Tune run{'s' if runs_left > 1 else ''} left"
+    print(f"sweep {sweep}: {left}; going on in a fresh driver process (pid {os.getpid()})", flush=True)
     sys.stderr.flush()
+    logging.shutdown()  # exec runs no atexit hook: flush the log handlers now
     overrides = [arg for value in args.set for arg in ("--set", value)]
     os.execv(sys.executable, [sys.executable, "-m", "ipt_ray.cli", "sweep", args.config, *overrides,
                               "--resume", sweep, "--started-at", repr(started_at)])

@@ -110,13 +110,16 @@ def test_driver_memory_is_read_against_trials_ended_and_apart_from_the_end_of_th
 
 
 def test_a_split_sweeps_driver_memory_is_read_at_each_tune_runs_end():
-    """The last sample of each run's count of ended trials; the last run's before its last trial ended (the
-    sweep's end: aggregate, report and model, as growth_per_trial keeps apart); nothing for one run."""
-    from bench._driver import rss_at_run_ends
+    """As each run's last trial ended (before a fresh process takes over), and each run's peak; nothing for a
+    sweep of one run."""
+    from bench._driver import rss_by_run
 
-    last_at = {0: 480.0, 100: 481.0, 250: 485.0, 251: 485.5, 500: 490.0, 750: 492.0, 999: 493.0, 1000: 530.0}
-    assert rss_at_run_ends(last_at, 1000, 250) == [485.0, 490.0, 492.0, 493.0]
-    assert rss_at_run_ends(last_at, 1000, None) is None and rss_at_run_ends(last_at, 1000, 1000) is None
+    # (seconds, RSS MB, trials ended): run 1 ends at 2 trials (500), its process exits, the next starts at 450
+    samples = [(0, 400.0, 0), (1, 480.0, 1), (2, 500.0, 2), (3, 450.0, 2), (4, 470.0, 3), (5, 495.0, 4),
+               (6, 530.0, 4)]
+    assert rss_by_run(samples, 4, 2) == {"at_ends": [500.0, 495.0], "peaks": [500.0, 495.0]}  # 530: the end
+    assert rss_by_run(samples[:4], 4, 2) == {"at_ends": [500.0, None], "peaks": [500.0, None]}  # killed
+    assert rss_by_run(samples, 4, None) == {"at_ends": None, "peaks": None} == rss_by_run(samples, 4, 4)
 
 
 @pytest.mark.slow
