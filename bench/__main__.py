@@ -151,7 +151,7 @@ def scale_figures(data: dict[str, Any], name: str = "scale") -> list[Figure]:
                           ("driver_rss_run_peaks_mb", "peak in each Tune run")):
             if row.get(key):
                 out.insert(-1, Figure(name, f"{n} trials{runs}: driver RSS {what}",
-                                      " / ".join(f"{mb:.0f}" for mb in row[key]) + " MB"))
+                                      " / ".join(f"{mb:.1f}" for mb in row[key]) + " MB"))
         if row.get("driver_rss_kib_per_trial") is not None:
             out.insert(-1, Figure(name, f"{n} trials{runs}: driver RSS per further trial (second half of the trials)",
                                   f"{row['driver_rss_kib_per_trial']:.1f} KiB"))
