@@ -14,9 +14,9 @@ finished run's memory (bench/results/tune_memory_runs.md). What keeps the runs o
   in a fresh process (``ipt-ray sweep`` after each run, ``sweep.fresh_process_per_run``) or is resumed
   between two runs.
 
-Why a fresh process: the driver's memory still grows by ~20 KiB per trial across runs, outside what Tune
-holds of a run (allocator and Ray core state, bench/results/scale_runs.md); a process that ends after each
-run gives all of it back. ``ipt-ray sweep`` replaces itself (``os.execv``, same pid, same console) with
+Why a fresh process: in one process the driver's memory still grows by ~16 KiB per trial across runs,
+outside what Tune holds of a run (allocator and Ray core state: bench/results/scale_plateau.md); a process
+that ends after each run gives all of it back (bench/results/scale_fresh.md). ``ipt-ray sweep`` replaces itself (``os.execv``, same pid, same console) with
 ``ipt-ray sweep --resume NAME``, which skips the finished runs and starts the next.
 
 Tune's runs live in ``<sweep_dir>/run-000``, ``run-001``, ... A resume skips the finished runs, restores
@@ -93,7 +93,8 @@ def run_in_parts(plan: SweepPlan, tracker: SweepTracker, callbacks: list[Any], o
     trainable = make_trainable(plan, share_idle_cpus)
     storage = journal(plan.sweep_dir / STUDY_FILE) if cfg.sweep.searcher == "optuna" else None
     scheduler = read_scheduler(plan.sweep_dir) if plan.resuming else None
-    scheduler = scheduler or make_scheduler(cfg, cfg.train.epochs, target=plan.target)
+    if scheduler is None:
+        scheduler = make_scheduler(cfg, cfg.train.epochs, target=plan.target)
     last = len(sizes) if max_runs is None else min(len(sizes), len(finished) + max_runs)
     for index in range(len(finished), last):
         earlier = [trial.metrics.get("trial_id") for run in finished for trial in run]
