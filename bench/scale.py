@@ -33,7 +33,6 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ import yaml
 
 from bench._driver import Driver, rss_by_run
 from bench._results import row_variant, slot_overhead_s, write_results
+from ipt_ray.sweep.driver import code_version
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))  # the e2e tests' helpers: one way to start a tiny model and stop servers by pid
@@ -195,7 +195,7 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
         "trials_per_run": trials_per_run if trials_per_run and trials_per_run < trials else None,
         # a split sweep's driver: a fresh process after each run (ipt-ray sweep's default) or one process
         "fresh_process_per_run": fresh_process_per_run if trials_per_run and trials_per_run < trials else None,
-        "code": code_commit(),
+        "code": code_version(),  # the commit measured, "-dirty" with changes not committed
         "server_workers": server.workers,
         "killed_after_trials": legs[0].get("killed_after_trials") if kill_at else None,
         "sweep_wall_s": sweep_wall, "process_wall_s": round(sum(leg["process_wall_s"] for leg in legs), 1),
@@ -215,15 +215,6 @@ def run_size(trials: int, server: Any, cluster: Any, backbone: Path, workdir: Pa
         "mlflow_server_cpu_s": round(server_cpu, 1),
         **exactness(db, f"scale-{tag}", trials),
     }
-
-
-def code_commit() -> str:
-    """The commit the measured code is at ("-dirty" with uncommitted changes): a row says what it measured."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=TESTS.parent).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no")
-                                                  else "")
 
 
 # ---------------------------------------------------------------- report

@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 from ipt_ray.config import load_config
@@ -17,12 +16,11 @@ USER_ERRORS = (TrackingError,)  # MLflow unreachable: a message, not a traceback
 
 
 def run(args: argparse.Namespace) -> int:
-    started_at = args.started_at if args.started_at is not None else time.time()
     cfg = load_config(args.config, args.set)
     out = run_sweep(cfg, args.config, resume=args.resume if args.resume is not None else False,
-                    config_text=Path(args.config).read_text(), restartable=True, started_at=started_at)
+                    config_text=Path(args.config).read_text(), restartable=True, started_at=args.started_at)
     if out.get("runs_left"):
-        go_on_in_a_fresh_process(args, out["name"], out["runs_left"], started_at)
+        go_on_in_a_fresh_process(args, out["name"], out["runs_left"], out["started_at"])
     return 0
 
 

@@ -72,8 +72,8 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
 
     ``restartable``: the caller goes on in a fresh process (``ipt-ray sweep``): a sweep split into Tune runs
     with ``sweep.fresh_process_per_run`` then returns after one run with ``runs_left`` > 0, its Ray and
-    tracker closed, and the caller resumes it by name (:mod:`ipt_ray.sweep.runs`). ``started_at``: when the
-    first of those processes started (``time.time()``), so the sweep's wall time counts them all.
+    tracker closed, its ``started_at`` (``time.time()``) to pass on, and the caller resumes it by name
+    (:mod:`ipt_ray.sweep.runs`): the next process's wall time counts from there.
     """
     config_path = Path(config_path)
     check_sweep(cfg)
@@ -84,7 +84,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     plan = plan_sweep(cfg, config_path, resume)
     tracker = start_tracker(plan, config_text)
     handle = connect_ray(cfg)
-    started = time.perf_counter() - (time.time() - started_at if started_at is not None else 0.0)
+    started_at = time.time() if started_at is None else started_at  # a continued sweep: from its first process
     tracker.start_background()  # trial writes leave Tune's loop (ipt_ray.tracking.writer)
     try:
         share_idle_cpus = shares_idle_cpus(cfg, handle)
@@ -94,12 +94,13 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
             one_run = restartable and cfg.sweep.fresh_process_per_run
             parts = run_in_parts(plan, tracker, callbacks or [], out, share_idle_cpus, 1 if one_run else None)
             if parts.runs_left:
-                return {"name": plan.name, "sweep_id": plan.sweep_id, "runs_left": parts.runs_left}
+                return {"name": plan.name, "sweep_id": plan.sweep_id, "runs_left": parts.runs_left,
+                        "started_at": started_at}
             trials, searcher = parts.trials, parts.study
         else:
             trials, searcher = run_whole(plan, tracker, callbacks or [], out, share_idle_cpus)
         tracker.stop_background()
-        wall = time.perf_counter() - started
+        wall = time.time() - started_at
         retire_orphan_runs(plan, trials, tracker, out)
         outcome = finish_sweep(plan, trials, tracker, searcher)
     finally:

@@ -16,8 +16,9 @@ finished run's memory (bench/results/tune_memory_runs.md). What keeps the runs o
 
 Why a fresh process: in one process the driver's memory still grows by ~16 KiB per trial across runs,
 outside what Tune holds of a run (allocator and Ray core state: bench/results/scale_plateau.md); a process
-that ends after each run gives all of it back (bench/results/scale_fresh.md). ``ipt-ray sweep`` replaces itself (``os.execv``, same pid, same console) with
-``ipt-ray sweep --resume NAME``, which skips the finished runs and starts the next.
+that ends after each run gives all of it back (bench/results/scale_fresh.md). ``ipt-ray sweep`` replaces
+itself (``os.execv``, same pid, same console) with ``ipt-ray sweep --resume NAME``, which skips the
+finished runs and starts the next.
 
 Tune's runs live in ``<sweep_dir>/run-000``, ``run-001``, ... A resume skips the finished runs, restores
 the one in progress (``Tuner.restore``, as an unsplit sweep's resume does) and starts the rest. Tune
@@ -149,15 +150,12 @@ def read_scheduler(sweep_dir: Path) -> Any:
 
 
 def write_scheduler(sweep_dir: Path, scheduler: Any) -> None:
-    """Whole, through a rename (as :func:`write_runs`); nothing for a sweep without a scheduler."""
+    """Whole (:func:`replace_whole`); nothing for a sweep without a scheduler."""
     if scheduler is None:
         return
     from ray import cloudpickle  # Tune's pickler, as for its tuner.pkl: same_epoch_median is a local class
 
-    path = sweep_dir / SCHEDULER_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(cloudpickle.dumps(scheduler))
-    tmp.replace(path)
+    replace_whole(sweep_dir / SCHEDULER_FILE, cloudpickle.dumps(scheduler))
 
 
 def read_runs(sweep_dir: Path) -> list[list[TrialRecord]]:
@@ -169,9 +167,14 @@ def read_runs(sweep_dir: Path) -> list[list[TrialRecord]]:
 
 
 def write_runs(sweep_dir: Path, runs: list[list[TrialRecord]]) -> None:
-    """Whole, through a rename: a driver killed mid-write leaves the previous file."""
-    path = sweep_dir / RUNS_FILE
-    tmp = path.with_name(path.name + ".tmp")
+    """Whole (:func:`replace_whole`): a driver killed mid-write leaves the previous file."""
     # default=str, as results.config_id encodes a config (numpy ints from Tune's samplers): same id read back
-    tmp.write_text(json.dumps({"runs": [[dataclasses.asdict(t) for t in run] for run in runs]}, default=str))
+    text = json.dumps({"runs": [[dataclasses.asdict(t) for t in run] for run in runs]}, default=str)
+    replace_whole(sweep_dir / RUNS_FILE, text.encode())
+
+
+def replace_whole(path: Path, data: bytes) -> None:
+    """``path`` becomes ``data`` through a rename: a driver killed mid-write leaves the previous file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
     tmp.replace(path)
