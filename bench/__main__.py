@@ -217,6 +217,9 @@ ON_FILE: dict[str, tuple[Callable[[Any], list[Figure]], str]] = {
     "scale_plateau": (functools.partial(scale_figures, name="scale_plateau"),
                       "python -m bench.scale --trials 2000 --kill-at 0 --trials-per-run 250 --train-samples 64 "
                       "--one-process --out bench/results/scale_plateau.md"),
+    "scale_bounded": (functools.partial(scale_figures, name="scale_bounded"),
+                      "python -m bench.scale --trials 50 500 --kill-at 0 --trials-per-run 250 "
+                      "--out bench/results/scale_bounded.md"),
 }
 
 

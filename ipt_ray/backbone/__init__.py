@@ -18,16 +18,20 @@ from ipt_ray.backbone.artefacts import (  # noqa: F401
     soft_prompt_name,
     tensor_shapes,
 )
-from ipt_ray.backbone.loading import (  # noqa: F401
-    BackboneError,
-    ALIASES,
-    resolve_name,
-    Backbone,
-    tokenizer_hash,
-    check_identity,
-    is_offline,
-    load_backbone,
-)
+
+# The backbone itself (torch, transformers) loads on first use of one of these names: a sweep's driver reads
+# artefact file names from this package and never loads a model (bench/results/scale_bounded.md).
+_FROM_LOADING = ('BackboneError', 'ALIASES', 'resolve_name', 'Backbone', 'tokenizer_hash', 'check_identity',
+                 'is_offline', 'load_backbone')
+
+
+def __getattr__(name: str):
+    if name in _FROM_LOADING:
+        from ipt_ray.backbone import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ['BackboneError', 'ALIASES', 'resolve_name', 'Backbone', 'tokenizer_hash', 'check_identity', 'is_offline', 'load_backbone',
            'ADAPTER', 'PROMPT_TABLE', 'SOFT_PROMPT_NAMES', 'Artefact', 'ArtefactError', 'ArtefactInfo', 'ArtefactKind',

@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    import torch
 
 #: safetensors' own limit on the JSON header (bytes); a larger "length" means the file is something else.
 MAX_HEADER_BYTES = 100_000_000
@@ -100,6 +101,8 @@ def save_artefact(directory: str | Path, kind: ArtefactKind, tensors: Mapping[st
     directory.mkdir(parents=True, exist_ok=True)
     weights, config_file = directory / kind.weights, directory / kind.config
     tmp = weights.with_name(weights.name + ".tmp")
+    from safetensors.torch import save_file  # torch: only where tensors are written (not in a sweep's driver)
+
     save_file(_unshared(tensors), str(tmp), metadata={"format": "pt"})
     tmp.replace(weights)
     tmp = config_file.with_name(config_file.name + ".tmp")
@@ -212,6 +215,8 @@ def read_tensors(file: str | Path, what: str) -> dict[str, torch.Tensor]:
     """Every tensor of one safetensors file, on the CPU; a file that is not safetensors is refused unread."""
     file = Path(file)
     tensor_shapes(file, what)  # the header check: refuses pickles before safetensors sees the file
+    from safetensors.torch import load_file  # torch: only where tensors are read (not in a sweep's driver)
+
     try:
         return load_file(str(file), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from ipt_ray.config import ExperimentConfig
-from ipt_ray.preflight import preflight
 from ipt_ray.results import SweepSummary, aggregate, config_id, render_console, results_from_tune, write_artifacts
 from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent, reuse_actors, shares_idle_cpus,
                                      trial_resources)
@@ -76,7 +75,8 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     (:mod:`ipt_ray.sweep.runs`): the next process's wall time counts from there.
     """
     config_path = Path(config_path)
-    check_sweep(cfg)
+    if started_at is None:  # a continued sweep goes on with the config its first process checked
+        check_sweep(cfg)
     if cfg.sweep.few_shot is not None:  # two phases (select by cross validation, then final) under one parent
         from ipt_ray.sweep.fewshot import run_fewshot_sweep  # it builds on this module
 
@@ -141,6 +141,10 @@ def check_sweep(cfg: ExperimentConfig) -> None:
     """Bad input fails here: before Ray starts, MLflow is written or any file is made."""
     if not cfg.sweep.search_space:
         raise ValueError("sweep.search_space is empty: nothing to sweep (use `ipt-ray train` for one config)")
+    # transformers (and torch) load here and nowhere else in the driver: a continued sweep's process skips
+    # this check and runs without them (bench/results/scale_bounded.md)
+    from ipt_ray.preflight import preflight
+
     preflight(cfg)
 
 

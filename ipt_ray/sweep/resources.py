@@ -6,8 +6,6 @@ import os
 import time
 from dataclasses import dataclass, field
 
-import torch
-
 from ipt_ray.config import TRIAL_SLOT, ExperimentConfig
 
 
@@ -101,6 +99,7 @@ class IdleCpuThreads:
 
     def __call__(self) -> None:
         import ray  # heavy, optional: only inside a Tune trial
+        import torch  # in the trial's process only: the driver imports this module and never trains
 
         now = time.monotonic()
         if now - self.last_check < self.every_s:

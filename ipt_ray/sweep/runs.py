@@ -42,7 +42,6 @@ from ipt_ray.sweep.driver import (SweepPlan, TuneRun, make_trainable, new_tuner,
 from ipt_ray.sweep.search import fail_abandoned_trials, journal, make_scheduler, make_searcher, open_study
 from ipt_ray.sweep.trial_state import lean_trial_records
 from ipt_ray.tracking import SweepTracker
-from ipt_ray.train.runtime import release_freed_memory
 
 RUNS_FILE = "runs.json"
 SCHEDULER_FILE = "scheduler.pkl"
@@ -121,7 +120,11 @@ def run_in_parts(plan: SweepPlan, tracker: SweepTracker, callbacks: list[Any], o
         finished.append([trial_record(result) for result in grid_result])
         del tuner, grid_result  # what Tune held of this run's trials goes before the next run starts
         gc.collect()  # once per run: Tune's trial graph has cycles
-        release_freed_memory()
+        if index + 1 < last:  # another run follows in this process: it reuses what this one freed
+            # (not imported above: ipt_ray.train loads torch, which a driver that only runs Tune does not need)
+            from ipt_ray.train.runtime import release_freed_memory
+
+            release_freed_memory()
         write_scheduler(plan.sweep_dir, scheduler)  # before runs.json names the run finished
         write_runs(plan.sweep_dir, finished)
     trials = [trial for run in finished for trial in run]

@@ -9,7 +9,6 @@ from typing import Any
 from ipt_ray.config import ExperimentConfig, validate_config
 from ipt_ray.sweep.resources import IdleCpuThreads
 from ipt_ray.sweep.space import decode_params
-from ipt_ray.train import train_loop_per_worker
 
 
 def trial_loop_config(cfg: ExperimentConfig, metric: str, runtime: str) -> dict[str, Any]:
@@ -22,6 +21,9 @@ def ipt_trial(params: dict[str, Any], base: dict[str, Any], storage: str, share_
     """The Tune function trainable: ``params`` are the sampled dotted overrides of ``base``;
     ``share_idle_cpus``: in-trial training grows its threads into idle CPUs (:class:`IdleCpuThreads`)."""
     from ray import tune  # heavy, optional: only inside a Tune trial
+
+    # torch, transformers: in the trial's process only (the driver pickles this function by reference)
+    from ipt_ray.train import train_loop_per_worker
 
     cfg = validate_config(base).with_overrides(decode_params(params))
     if cfg.sweep.few_shot is not None:  # one seed per trial, its data seed (LM-BFF's runs; ipt_ray.sweep.fewshot)
@@ -44,6 +46,8 @@ def fit_on_workers(cfg: ExperimentConfig, loop_config: dict[str, Any], trial_id:
     from ray.train import FailureConfig, RunConfig, ScalingConfig  # heavy, optional: only inside a Tune trial
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
+
+    from ipt_ray.train import train_loop_per_worker  # torch: in the trial's process only (as in ipt_trial)
 
     # Ray Train reads its poll interval from this variable and passes it on to the controller it starts
     # (ray.train.v2._internal.constants.ENV_VARS_TO_PROPAGATE). Its 2 s default cost 2.8 s more per

@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
-from ipt_ray.model import ADAPTER_CONFIG_FILE, ADAPTER_FILE
+from ipt_ray.backbone import ADAPTER
 from ipt_ray.results import SweepSummary
 from ipt_ray.tracking.pyfunc import MODEL_ARTIFACT, save_model_folder
 
@@ -42,7 +42,7 @@ MODEL_OPS = ("log_adapters", "log_best_model")  # the journal records this modul
 def adapter_digest(folder: str | Path) -> str:
     """sha256 over the adapter's weights and config files."""
     digest = hashlib.sha256()
-    for name in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):
+    for name in (ADAPTER.weights, ADAPTER.config):
         digest.update((Path(folder) / name).read_bytes())
     return digest.hexdigest()
 
@@ -94,7 +94,7 @@ class ModelLogging:
         there is nothing to upload or the run already holds it."""
         if folder is None:
             return None
-        if not (Path(folder) / ADAPTER_FILE).is_file():
+        if not (Path(folder) / ADAPTER.weights).is_file():
             log.warning("MLflow: no adapter in %s for run %s; not uploaded", folder, run_id)
             return None
         digest = adapter_digest(folder)
@@ -108,7 +108,7 @@ class ModelLogging:
         if held == digest:
             return None  # landed before (a replay, a resumed driver)
         repository = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
-        for name in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):  # the two files only: nothing else in the folder
+        for name in (ADAPTER.weights, ADAPTER.config):  # the two files only: nothing else in the folder
             repository.log_artifact(str(Path(folder) / name), ADAPTER_ARTIFACT)
         return digest
 

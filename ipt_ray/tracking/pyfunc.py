@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import mlflow.pyfunc
 import numpy as np
@@ -23,7 +23,9 @@ from mlflow.types import ColSpec, Schema
 from ipt_ray.backbone import ADAPTER, inspect_artefact
 from ipt_ray.config import as_config
 from ipt_ray.data import task_spec
-from ipt_ray.train.inference import LoadedAdapter, ensemble_probabilities, load_adapters
+
+if TYPE_CHECKING:
+    from ipt_ray.train.inference import LoadedAdapter
 
 MODEL_ARTIFACT = "model"  # the aggregate run's artifact folder that holds the pyfunc model
 SEED_ARTIFACT = "seed_{seed}"  # each seed's adapter folder among the model's artifacts
@@ -34,6 +36,9 @@ class AdapterEnsembleModel(mlflow.pyfunc.PythonModel):
     """One config's seed adapters as an MLflow pyfunc model (stateless until ``load_context``)."""
 
     def load_context(self, context: Any) -> None:
+        # torch and the backbone load where the model does: the sweep's driver only writes the folder.
+        from ipt_ray.train.inference import load_adapters
+
         folders = {name: context.artifacts[name] for name in sorted(context.artifacts)}
         self.backbone, loaded = load_adapters(folders)
         self.adapters = sorted(loaded.values(), key=lambda a: a.seed)
@@ -46,6 +51,8 @@ class AdapterEnsembleModel(mlflow.pyfunc.PythonModel):
 def predict_frame(adapters: Sequence[LoadedAdapter], backbone: Any, frame: pd.DataFrame, batch_size: int = 64,
                   progress: Any = None) -> pd.DataFrame:
     """The model's output frame for ``frame`` (see the module docstring)."""
+    from ipt_ray.train.inference import ensemble_probabilities  # torch: where the model predicts
+
     fields = adapters[0].text_fields
     missing = [f for f in fields if f not in frame.columns]
     if missing:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -269,3 +271,14 @@ def test_a_scheduler_goes_on_from_where_the_last_finished_run_left_it(tmp_path):
                                                      "time_total_s": 1.0})
         assert decision == TrialScheduler.STOP, name  # judged against a and b of the earlier run
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_sweeps_driver_loads_no_torch_until_a_config_is_checked():
+    """The driver module tree (what a continued sweep's fresh process runs) imports neither torch nor
+    transformers: trials train in their own processes, and the preflight that needs transformers runs only in
+    a sweep's first process. ~200 MB of driver RSS and a few seconds per process (bench/results/scale_bounded.md)."""
+    probe = ("import sys, ipt_ray.cli.sweep, ipt_ray.sweep, ipt_ray.tracking, ipt_ray.tracking.callback; "
+             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
