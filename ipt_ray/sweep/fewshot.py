@@ -35,6 +35,7 @@ from ipt_ray.sweep.driver import (SweepOutcome, SweepPlan, plan_sweep, print_out
                                   restore_tuner, retire_orphan_runs, start_tracker, write_sweep_file)
 from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent, reuse_actors, shares_idle_cpus,
                                      trial_resources)
+from ipt_ray.sweep.runs import replace_whole
 from ipt_ray.sweep.selection import (CV_FOLD, DATA_SEED, Choice, TrialCurve, choices_csv_rows, choices_from_json,
                                      choices_to_json, choose_hyper, crossed, few_shot_keys, final_points, final_results,
                                      final_runs, phase_config_id, select_points, trial_curves)
@@ -95,11 +96,11 @@ def load_choices(sweep_dir: Path) -> list[Choice] | None:
 
 
 def save_choices(sweep_dir: Path, choices: Sequence[Choice]) -> Path:
-    """The selection, written whole (a temporary file renamed): a resume never reads half of it."""
+    """The selection, written whole (:func:`replace_whole`): a resume never reads half of it."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    tmp = sweep_dir / (SELECTION_FILE + ".tmp")
-    tmp.write_text(json.dumps(choices_to_json(choices), indent=2, sort_keys=True, default=str))
-    return tmp.replace(sweep_dir / SELECTION_FILE)
+    path = sweep_dir / SELECTION_FILE
+    replace_whole(path, json.dumps(choices_to_json(choices), indent=2, sort_keys=True, default=str).encode())
+    return path
 
 
 def phase_tags(phase: str):
