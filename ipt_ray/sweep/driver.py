@@ -72,7 +72,8 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     ``restartable``: the caller goes on in a fresh process (``ipt-ray sweep``): a sweep split into Tune runs
     with ``sweep.fresh_process_per_run`` then returns after one run with ``runs_left`` > 0, its Ray and
     tracker closed, its ``started_at`` (``time.time()``) to pass on, and the caller resumes it by name
-    (:mod:`ipt_ray.sweep.runs`): the next process's wall time counts from there.
+    (:mod:`ipt_ray.sweep.runs`): the next process's wall time counts from there. Given ``started_at``, a
+    process continues a sweep whose first process ran the preflight, and does not run it again.
     """
     config_path = Path(config_path)
     if started_at is None:  # a continued sweep goes on with the config its first process checked
