@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
+from typing import Any
 
 from ipt_ray.config import TRIAL_SLOT, ExperimentConfig
+
+GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # ray._private.ray_constants.GCS_PORT_ENVIRONMENT_VARIABLE
 
 
 @dataclass
@@ -26,14 +31,40 @@ def connect_ray(cfg: ExperimentConfig) -> RayHandle:
         # No runtime_env of our own here: inside `ray job submit` it would have to merge with the job's.
         ray.init(address=address, log_to_driver=True)
         return RayHandle(False, address)
-    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
     cpus = os.cpu_count() or 1
     per_trial = max(1.0, cfg.cluster.num_workers * cfg.cluster.cpus_per_worker)
     slots = max(1, int(cpus // per_trial))
-    # address="local": a private Ray for this sweep, never a `ray start` cluster that happens to run here
-    ray.init(address="local", num_cpus=cpus, resources={TRIAL_SLOT: slots}, runtime_env=runtime_env,
-             log_to_driver=True, configure_logging=True, logging_level="WARNING")
+    start_local_ray(num_cpus=cpus, resources={TRIAL_SLOT: slots})
     return RayHandle(True, "local")
+
+
+def start_local_ray(**init_kwargs: Any) -> str:
+    """Start a private Ray for this sweep (never a `ray start` cluster that happens to run here) and return
+    its GCS address, which every process of it finds in ``RAY_ADDRESS`` (Ray resolves 127.0.0.1 to the
+    node's address).
+
+    Why the address: Ray Train's placement-group cleaner looks its cluster up by "auto", which fails once a
+    second Ray runs on the host ("Found multiple active Ray instances"); the placement groups of trials that
+    a scheduler stopped then hold their CPUs and the sweep waits forever. Ray reads the GCS port from
+    ``RAY_GCS_SERVER_PORT`` when it starts, so the address is known before its processes are."""
+    import ray  # heavy, optional: only when a sweep starts
+
+    with closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    env_vars = {"TOKENIZERS_PARALLELISM": "false", "RAY_ADDRESS": address}
+    before = os.environ.get(GCS_PORT_VARIABLE)
+    os.environ[GCS_PORT_VARIABLE] = str(port)
+    try:
+        ray.init(address="local", runtime_env={"env_vars": env_vars},
+                 log_to_driver=True, configure_logging=True, logging_level="WARNING", **init_kwargs)
+    finally:
+        if before is None:
+            os.environ.pop(GCS_PORT_VARIABLE, None)
+        else:
+            os.environ[GCS_PORT_VARIABLE] = before
+    return address
 
 
 def disconnect_ray(handle: RayHandle) -> None:
