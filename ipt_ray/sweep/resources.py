@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipt_ray.config import TRIAL_SLOT, ExperimentConfig
+from ipt_ray.tracking.client import environment
 
 GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # ray._private.ray_constants.GCS_PORT_ENVIRONMENT_VARIABLE
 
@@ -34,8 +35,7 @@ def connect_ray(cfg: ExperimentConfig) -> RayHandle:
     cpus = os.cpu_count() or 1
     per_trial = max(1.0, cfg.cluster.num_workers * cfg.cluster.cpus_per_worker)
     slots = max(1, int(cpus // per_trial))
-    start_local_ray(num_cpus=cpus, resources={TRIAL_SLOT: slots})
-    return RayHandle(True, "local")
+    return RayHandle(True, start_local_ray(num_cpus=cpus, resources={TRIAL_SLOT: slots}))
 
 
 def start_local_ray(**init_kwargs: Any) -> str:
@@ -54,16 +54,9 @@ def start_local_ray(**init_kwargs: Any) -> str:
         port = probe.getsockname()[1]
     address = f"127.0.0.1:{port}"
     env_vars = {"TOKENIZERS_PARALLELISM": "false", "RAY_ADDRESS": address}
-    before = os.environ.get(GCS_PORT_VARIABLE)
-    os.environ[GCS_PORT_VARIABLE] = str(port)
-    try:
+    with environment(**{GCS_PORT_VARIABLE: str(port)}):
         ray.init(address="local", runtime_env={"env_vars": env_vars},
                  log_to_driver=True, configure_logging=True, logging_level="WARNING", **init_kwargs)
-    finally:
-        if before is None:
-            os.environ.pop(GCS_PORT_VARIABLE, None)
-        else:
-            os.environ[GCS_PORT_VARIABLE] = before
     return address
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -33,6 +32,7 @@ from ray.tune import Callback
 from ray.util import debug as ray_debug
 
 from ipt_ray.results import dev_key, result_epoch, split_key
+from ipt_ray.tracking.client import environment
 
 CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)$")
 ENCODER_LOG_KEY = "tune_func_encode:"  # ray.tune.utils.serialization.TuneFunctionEncoder's log_once prefix
@@ -62,20 +62,14 @@ def lean_trial_records() -> Iterator[None]:
       ``Result.checkpoint`` are unchanged; only ``Result.best_checkpoints`` loses its metrics, and no part of
       this project reads it (no checkpoint score is set).
     """
-    previous = {name: os.environ.get(name) for name in LEAN_TUNE_ENV}
     analysis_log = logging.getLogger(RESULT_FILES_LOGGER)
     level = analysis_log.level
-    os.environ.update(LEAN_TUNE_ENV)  # read by Tune when fit() builds its callbacks, and at each checkpoint
     analysis_log.setLevel(logging.ERROR)
     try:
-        yield
+        with environment(**LEAN_TUNE_ENV):  # read by Tune when fit() builds its callbacks, and at each checkpoint
+            yield
     finally:
         analysis_log.setLevel(level)
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class EpochCurves(Callback):
