@@ -20,7 +20,8 @@ trials x 5 children, 1 aggregate, one run per config and seed, each child's epoc
 With ``--kill-at F`` the largest sweep's driver is SIGKILLed once a fraction F of its trials have
 ended, then resumed with ``--resume``; MLflow must still be exact, with no epoch logged twice.
 
-With ``--trials-per-run N`` each sweep runs as Tune runs of at most N trials (``sweep.trials_per_run``).
+With ``--trials-per-run N`` each sweep runs as Tune runs of at most N trials (``sweep.trials_per_run``; default:
+the product's, 250; 0: one Tune run whatever the size).
 
 Usage: python -m bench.scale [--trials 50 500] [--nodes 4] [--kill-at 0.5] [--train-samples 250] [--server-workers 4]
        [--trials-per-run N] [--out bench/results/scale.md] [--render]
@@ -44,6 +45,7 @@ import yaml
 
 from bench._driver import Driver, rss_by_run
 from bench._results import row_variant, slot_overhead_s, write_results
+from ipt_ray.config.sections import DEFAULT_TRIALS_PER_RUN
 from ipt_ray.sweep.driver import code_version
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
@@ -92,7 +94,7 @@ def sweep_file(workdir: Path, backbone: Path, trials: int, uri: str, address: st
                       "method.strategy": {"type": "choice", "values": ["prompt_tuning", "random_ipt"]},
                       "method.prompt_length": {"type": "choice", "values": [2, 4]},
                       "train.lr": {"type": "loguniform", "low": 1e-3, "high": 3e-2}},
-                  **({"trials_per_run": trials_per_run} if trials_per_run else {}),
+                  "trials_per_run": trials_per_run or None,  # 0 / None: one Tune run
                   "fresh_process_per_run": fresh_process_per_run},
         "tracking": {"uri": uri, "experiment": f"scale-{tag}"},
         "cluster": {"address": address, "num_workers": 0, "cpus_per_trial": 1},
@@ -272,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-only", action="store_true", help="only the killed sweep; keep the other rows on file")
     parser.add_argument("--train-samples", type=int, default=TRAIN_SAMPLES,
                         help="CB training examples per seed and epoch (batch 8): sets how long a trial trains")
-    parser.add_argument("--trials-per-run", type=int, default=None,
-                        help="sweep.trials_per_run: each sweep as Tune runs of at most this many trials")
+    parser.add_argument("--trials-per-run", type=int, default=DEFAULT_TRIALS_PER_RUN,
+                        help="sweep.trials_per_run: each sweep as Tune runs of at most this many trials "
+                             f"(default {DEFAULT_TRIALS_PER_RUN}, ipt-ray's; 0: one Tune run)")
     parser.add_argument("--one-process", action="store_true",
                         help="a split sweep's runs all in one driver process (sweep.fresh_process_per_run: false)")
     parser.add_argument("--render", action="store_true", help="only rewrite the table from the JSON on file")

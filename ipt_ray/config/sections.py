@@ -165,6 +165,12 @@ class FewShotConfig(StrictSection):
         return [k for k in search_space if k in wanted]
 
 
+# Tune holds every trial of a run in the driver until the run ends (~50 KiB each here); 250 bounds that while
+# costing little: 500 trials took 1.098 x the ideal wall in runs of 250 against 1.058 in one run, and 1.19 in
+# runs of 125 (each run starts its trial actors anew; bench/results/scale_bounded.md, scale_runs.md).
+DEFAULT_TRIALS_PER_RUN = 250
+
+
 class SweepConfig(StrictSection):
     search_space: dict[str, ParamSpace] = Field(default_factory=dict)
     num_samples: int = Field(4, ge=1, description="configs to try")
@@ -181,9 +187,10 @@ class SweepConfig(StrictSection):
         2, ge=1, description="median, same_epoch_median: other trials needed before a trial can be stopped")
     max_concurrent_trials: int | None = Field(None, ge=1)
     trials_per_run: int | None = Field(
-        None, ge=1, description="run the sweep as Tune runs of at most this many trials, one after the other, "
-                                "sharing one Optuna study and one scheduler: the driver's memory stays bounded "
-                                "(Tune holds every trial of a run until it ends); default: one run")
+        DEFAULT_TRIALS_PER_RUN, ge=1,
+        description="run the sweep as Tune runs of at most this many trials, one after the other, sharing one "
+                    "Optuna study and one scheduler: the driver's memory stays bounded (Tune holds every trial of "
+                    "a run until it ends); null: one run whatever the size; a grid is always one run")
     fresh_process_per_run: bool = Field(
         True, description="with trials_per_run, `ipt-ray sweep` goes on after each Tune run in a fresh process "
                           "(it replaces itself: same pid, same console) so that the driver's memory does not grow "
@@ -215,6 +222,15 @@ class SweepConfig(StrictSection):
                 raise ValueError(f"unknown search key {key!r} (allowed: {allowed}, fields of those sections, "
                                  "or a section name with mappings as choices)")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grid_is_one_run(cls, data: Any) -> Any:
+        # The default split does not apply to a grid (one Tune run lays its points out); written out as null so
+        # that a config dumped and read back keeps meaning the same.
+        if isinstance(data, dict) and data.get("searcher") == "grid" and "trials_per_run" not in data:
+            return {**data, "trials_per_run": None}
+        return data
 
     @model_validator(mode="after")
     def _runs(self) -> SweepConfig:

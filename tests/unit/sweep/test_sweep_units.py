@@ -137,6 +137,13 @@ def test_trials_per_run_splits_a_sweep_and_refuses_a_grid():
     assert run_sizes(500, 100) == [100] * 5 and run_sizes(5, 2) == [2, 2, 1]
     assert splits_into_runs(config(num_samples=5, trials_per_run=2))
     assert not splits_into_runs(config(num_samples=5, trials_per_run=5)) and not splits_into_runs(config(num_samples=5))
+    # by default a large sweep is split (bounded driver memory); null asks for one run; a grid is one run
+    assert config(num_samples=600).sweep.trials_per_run == 250 and splits_into_runs(config(num_samples=600))
+    assert not splits_into_runs(config(num_samples=600, trials_per_run=None))
+    grid = validate_config({"sweep": {"searcher": "grid", "search_space": {
+        "method.prompt_length": {"type": "choice", "values": list(range(1, 400))}}}})
+    assert grid.sweep.trials_per_run is None and not splits_into_runs(grid)
+    assert validate_config(grid.model_dump()).sweep.trials_per_run is None  # dumped and read back: the same
     with pytest.raises(ConfigError, match="trials_per_run needs sweep.searcher 'optuna' or 'random', not 'grid'"):
         validate_config({"sweep": {"searcher": "grid", "trials_per_run": 2, "search_space": {
             "method.prompt_length": {"type": "choice", "values": [4, 8]}}}})
