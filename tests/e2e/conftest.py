@@ -1,13 +1,27 @@
-"""Every scenario under tests/e2e is end to end: marked slow (`make test-fast` skips them; CI runs them)."""
+"""Every scenario under tests/e2e is end to end: marked slow (`make test-fast` skips them; CI runs them).
+
+Scenarios that call a sweep in this process share one local Ray (``shared_ray``): a sweep joins a Ray already
+initialised in its process (``connect_ray``), and starting one per scenario cost ~5-7 s of wall and ~10 s of
+CPU each. Scenarios marked ``no_shared_ray`` run without it: those that need a Ray of their own (workers that
+read an environment variable the test sets, the product's private Ray itself) and those whose sweeps run in
+other processes (an idle Ray took 8.4% of a core here, taken from the scenario on a 2-core machine).
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "no_shared_ray: an e2e scenario run without the session's shared Ray (it "
+                                       "starts a Ray of its own, or its sweeps run in other processes)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -31,3 +45,67 @@ def migrated_mlflow_db(tmp_path_factory) -> Path:
 def _mlflow_db_made(migrated_mlflow_db, tmp_path):
     """Each scenario's ``tmp_path/mlflow.db`` (the store its sweeps name) starts as that empty store."""
     shutil.copyfile(migrated_mlflow_db, tmp_path / "mlflow.db")
+
+
+class SharedRay:
+    """The local Ray a sweep would start (``start_local_ray``: every CPU, a trial slot per CPU), kept across
+    scenarios. After each one it must be idle again (every CPU and slot free); one that is not is stopped, so
+    that nothing a scenario left behind can hold resources the next one waits for."""
+
+    @staticmethod
+    def ensure() -> None:
+        import ray
+
+        from ipt_ray.config import TRIAL_SLOT
+        from ipt_ray.sweep.resources import start_local_ray
+
+        if not ray.is_initialized():
+            cpus = os.cpu_count() or 1
+            start_local_ray(num_cpus=cpus, resources={TRIAL_SLOT: cpus})
+
+    def settle(self, timeout_s: float = 15.0) -> None:
+        import ray
+
+        from ipt_ray.config import TRIAL_SLOT
+
+        if not ray.is_initialized():
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            total, free = ray.cluster_resources(), ray.available_resources()
+            if all(free.get(key, 0.0) >= total[key] for key in ("CPU", "GPU", TRIAL_SLOT) if key in total):
+                return
+            time.sleep(0.5)
+        self.stop()  # something still holds CPUs or slots: the next scenario gets a fresh Ray
+
+    @staticmethod
+    def stop() -> None:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    # The shared Ray ends with the last e2e scenario: later tests start (or forbid) a Ray of their own.
+    if nextitem is None or HERE not in Path(str(nextitem.fspath)).resolve().parents:
+        SharedRay.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_ray():
+    ray = SharedRay()
+    yield ray
+    ray.stop()
+
+
+@pytest.fixture(autouse=True)
+def _ray_for_the_scenario(request, shared_ray):
+    if request.node.get_closest_marker("no_shared_ray"):
+        shared_ray.stop()
+        yield
+        shared_ray.stop()  # whatever the scenario left initialised
+        return
+    shared_ray.ensure()
+    yield
+    shared_ray.settle()

@@ -31,7 +31,7 @@ EXPERIMENT = "ipt-ray-quickstart-tiny"
 EXCLUDES = [".git", ".venv", "runs", "mlruns", "mlflow.db", "mlartifacts", "*.egg-info", ".pytest_cache",
             "outputs"]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.no_shared_ray]  # the jobs run on the head started here
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import ray
 from ray.util.state import get_actor
 
@@ -30,6 +31,7 @@ class Probe:
         return get_actor(actor_id).state
 
 
+@pytest.mark.no_shared_ray  # the sweep's own private Ray is what this checks
 def test_a_sweeps_processes_find_their_own_ray_when_another_runs_on_the_host():
     other = subprocess.Popen([sys.executable, "-c", OTHER_RAY], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              text=True)

@@ -1,6 +1,6 @@
-"""Your own dataset end to end: ``ipt-ray sweep`` on a small CSV (in the Tune trial and with a Ray Train
-worker), ``ipt-ray report`` from MLflow alone, and a dataset as a category source of ``ipt-ray pretrain``
-whose prompt table then trains on that dataset."""
+"""Your own dataset end to end: ``ipt-ray sweep`` on a small CSV (in the Tune trial, and with two Ray Train
+workers in one DDP group), ``ipt-ray report`` from MLflow alone, and a dataset as a category source of
+``ipt-ray pretrain`` whose prompt table then trains on that dataset."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def experiment(tmp_path: Path, backbone: Path, workers: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("workers", [0, 1], ids=["in-trial", "torchtrainer"])
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-trial", "ddp-two-cpu-workers"])
 def test_sweep_and_report_on_a_csv(workers, tiny_bert, tmp_path, monkeypatch, capsys):
     path = experiment(tmp_path, tiny_bert, workers)
     monkeypatch.chdir(tmp_path)  # not the YAML's folder: its data paths still resolve beside it
@@ -70,6 +70,8 @@ def test_sweep_and_report_on_a_csv(workers, tiny_bert, tmp_path, monkeypatch, ca
         assert run.data.tags["ipt.status"] == "completed"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_accuracy")] == [1, 2]
         assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0  # the dataset's own test split, scored
+        if workers:  # every worker read the CSV and joined one DDP group
+            assert run.data.metrics["world_size"] == workers
     summary = out["summary"]
     assert len(summary.configs) == 2 and all(c.n_seeds == 2 for c in summary.configs)
     capsys.readouterr()

@@ -74,6 +74,7 @@ def test_a_sweep_in_three_tune_runs_shares_one_study_scheduler_parent_and_aggreg
 
 
 @pytest.mark.slow
+@pytest.mark.no_shared_ray  # the killed driver started its own Ray; so does the resumed one
 def test_a_split_sweep_killed_in_its_second_run_resumes_that_run_only(tiny_bert, tmp_path):
     path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=4, train_samples=160,
                       extra_sweep={"trials_per_run": 2})
@@ -104,6 +105,7 @@ def test_a_split_sweep_killed_in_its_second_run_resumes_that_run_only(tiny_bert,
 
 
 @pytest.mark.slow
+@pytest.mark.no_shared_ray  # every process of the sweep starts its own Ray
 def test_ipt_ray_sweep_goes_on_in_a_fresh_process_after_each_tune_run(tiny_bert, tmp_path):
     """The CLI's driver replaces itself after each Tune run (same pid): the next process skips the finished
     runs, its scheduler has every earlier trial, and MLflow ends exact with one aggregate."""

@@ -12,6 +12,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.no_shared_ray  # a one-CPU Ray of its own
 def test_completed_trials_keep_only_their_latest_checkpoint_while_the_sweep_runs(tmp_path, monkeypatch):
     import ray
     from ray import tune
