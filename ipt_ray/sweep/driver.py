@@ -89,7 +89,7 @@ def run_sweep(cfg: ExperimentConfig, config_path: str | Path, resume: bool | str
     tracker.start_background()  # trial writes leave Tune's loop (ipt_ray.tracking.writer)
     try:
         share_idle_cpus = shares_idle_cpus(cfg, handle)
-        if splits_into_runs(cfg):
+        if splits_into_runs(cfg) and not started_as_one_run(plan):
             from ipt_ray.sweep.runs import run_in_parts  # it builds on this module
 
             one_run = restartable and cfg.sweep.fresh_process_per_run
@@ -118,6 +118,12 @@ def splits_into_runs(cfg: ExperimentConfig) -> bool:
     """Does the sweep run as several Tune runs (``sweep.trials_per_run`` below its trials)?"""
     per_run = cfg.sweep.trials_per_run
     return per_run is not None and cfg.sweep.searcher != "grid" and per_run < cfg.sweep.num_samples
+
+
+def started_as_one_run(plan: SweepPlan) -> bool:
+    """A resumed sweep whose single Tune run is on disk (one started before ``sweep.trials_per_run`` applied to
+    it, e.g. under the older default of one run) goes on as that run, whatever its config now says."""
+    return plan.resuming and any(plan.sweep_dir.glob("experiment_state-*.json"))
 
 
 def run_whole(plan: SweepPlan, tracker: SweepTracker, callbacks: list[Any], out,

@@ -151,6 +151,20 @@ def test_trials_per_run_splits_a_sweep_and_refuses_a_grid():
         config(trials_per_run=0)
 
 
+def test_a_sweep_resumed_from_one_tune_run_on_disk_goes_on_as_that_run(tmp_path):
+    """A 600-trial sweep started as one run (before the default split) and resumed under the default of 250."""
+    from ipt_ray.sweep.driver import SweepPlan, started_as_one_run
+
+    def plan(resuming):
+        return SweepPlan(cfg=config(num_samples=600), config_path=tmp_path / "x.yaml", name="s", sweep_id="i",
+                         resuming=resuming, uri="sqlite:///x", root=tmp_path, sweep_dir=tmp_path / "s")
+
+    (tmp_path / "s" / "run-000").mkdir(parents=True)  # a split sweep's first run: still split
+    assert not started_as_one_run(plan(True))
+    (tmp_path / "s" / "experiment_state-2026-12-06_07-00-00.json").write_text("{}")  # one run's snapshot
+    assert started_as_one_run(plan(True)) and not started_as_one_run(plan(False))
+
+
 def test_a_scheduler_that_holds_metric_and_mode_keeps_them_for_every_later_run():
     """A later Tune run (TuneConfig without metric and mode) passes None: the scheduler keeps its own."""
     from ray.tune.schedulers import TrialScheduler
