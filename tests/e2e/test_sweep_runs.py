@@ -73,64 +73,59 @@ def test_a_sweep_in_three_tune_runs_shares_one_study_scheduler_parent_and_aggreg
     assert "Tune run 3 of 3 (1 trials)" in printed and "5 configs x 2 seeds" in printed
 
 
-@pytest.mark.slow
-@pytest.mark.no_shared_ray  # the killed driver started its own Ray; so does the resumed one
-def test_a_split_sweep_killed_in_its_second_run_resumes_that_run_only(tiny_bert, tmp_path):
-    path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=4, train_samples=160,
-                      extra_sweep={"trials_per_run": 2})
-    sweeps = tmp_path / "runs" / "sweeps"
+def sweep_cli(tmp_path, *args: str) -> tuple[subprocess.Popen, str, float]:
+    """``ipt-ray sweep ARGS`` as its own process: (the process, its console, its wall seconds)."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    started = time.perf_counter()
+    driver = subprocess.Popen([sys.executable, "-m", "ipt_ray.cli", "sweep", *args], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed, _ = driver.communicate(timeout=900)
+    return driver, printed, time.perf_counter() - started
 
-    def second_run_training():  # run 1 has ended and run 2 logged an epoch of its own
-        return (any(sweeps.glob("*/runs.json")) and any(sweeps.glob("*/run-001/experiment_state-*.json"))
-                and len(_logged_epochs(tmp_path / "mlflow.db")) > 4)  # 2 trials x 2 seeds ran in run 1
 
-    kill_driver_once(tmp_path, path, second_run_training, 300, "an epoch of the second Tune run")
-    sweep_dir = next(sweeps.glob("*/runs.json")).parent
-    first_run = json.loads((sweep_dir / "runs.json").read_text())["runs"]
-    assert len(first_run) == 1
-
-    printed: list[str] = []
-    out = run_sweep(load_config(path), path, resume=True, out=printed.append)
-    assert any("1 of 2 Tune runs finished" in line for line in printed)
-    assert not any("Tune run 1 of 2" in line for line in printed)  # the finished run did not run again
-    assert any(line.startswith("resuming ") and "run-001" in line for line in printed)  # Tune's snapshot of it
-    runs_file = json.loads((sweep_dir / "runs.json").read_text())["runs"]
-    assert runs_file[0] == first_run[0] and [len(run) for run in runs_file] == [2, 2]
-    client, runs, kinds = runs_by_kind(tmp_path)
-    assert kinds == {"parent": 1, "trial": 8, "aggregate": 1}
-    assert_each_epoch_once(client, runs)
-    assert all(r.info.status == "FINISHED" for r in runs if r.data.tags.get("ipt.kind") == "trial")
-    assert len(out["summary"].configs) == 4
-    assert out["optuna_states"].get("RUNNING", 0) == 0
+HANDED_OVER = r"(\d) Tune runs? left; going on in a fresh driver process \(pid (\d+)\)"
 
 
 @pytest.mark.slow
 @pytest.mark.no_shared_ray  # every process of the sweep starts its own Ray
-def test_ipt_ray_sweep_goes_on_in_a_fresh_process_after_each_tune_run(tiny_bert, tmp_path):
-    """The CLI's driver replaces itself after each Tune run (same pid): the next process skips the finished
-    runs, its scheduler has every earlier trial, and MLflow ends exact with one aggregate."""
-    path = sweep_yaml(tmp_path, tiny_bert, num_samples=3, extra_sweep={
-        "trials_per_run": 1, "scheduler": "same_epoch_median", "grace_period": 1, "min_samples_required": 1})
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    started = time.perf_counter()
-    driver = subprocess.Popen([sys.executable, "-m", "ipt_ray.cli", "sweep", str(path)], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    printed, _ = driver.communicate(timeout=900)
-    elapsed = time.perf_counter() - started
-    assert driver.returncode == 0, printed[-4000:]
-    fresh = re.findall(r"(\d) Tune runs? left; going on in a fresh driver process \(pid (\d+)\)", printed)
-    assert fresh == [("2", str(driver.pid)), ("1", str(driver.pid))], printed[-4000:]
-    assert "1 of 3 Tune runs finished" in printed and "2 of 3 Tune runs finished" in printed
-    assert printed.count("Tune run 1 of 3") == 1 and printed.count("Tune run 3 of 3") == 1
+def test_a_split_sweep_goes_on_in_fresh_processes_and_a_kill_in_its_second_run_resumes_that_run_only(tiny_bert,
+                                                                                                     tmp_path):
+    """The CLI's driver replaces itself after each Tune run (same pid). Killed in run 2 and `--resume`d: the
+    finished run is not run again, run 2 is restored from its snapshot, the resumed process hands over to run 3,
+    the scheduler read back holds every trial, no epoch is logged twice, and the printed wall counts every
+    process of the resumed chain."""
+    # grace_period 2: run 2's trial cannot be stopped before the kill (at its first logged epoch)
+    path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=3, train_samples=160, extra_sweep={
+        "trials_per_run": 1, "scheduler": "same_epoch_median", "grace_period": 2, "min_samples_required": 1})
+    sweeps = tmp_path / "runs" / "sweeps"
 
-    sweep_dir = next((tmp_path / "runs" / "sweeps").glob("*/runs.json")).parent
-    trial_ids = [t["metrics"]["trial_id"] for run in json.loads((sweep_dir / "runs.json").read_text())["runs"]
-                 for t in run]
+    def second_run_training():  # run 1 has ended and run 2 logged an epoch of its own
+        return (any(sweeps.glob("*/runs.json")) and any(sweeps.glob("*/run-001/experiment_state-*.json"))
+                and len(_logged_epochs(tmp_path / "mlflow.db")) > 2)  # run 1: 1 trial x 2 seeds
+
+    kill_driver_once(tmp_path, path, second_run_training, 300, "an epoch of the second Tune run")
+    killed = (tmp_path / "driver.log").read_text(errors="replace")
+    assert len(re.findall(HANDED_OVER, killed)) == 1, killed[-3000:]  # run 1 handed over, then the kill
+    sweep_dir = next(sweeps.glob("*/runs.json")).parent
+    first_run = json.loads((sweep_dir / "runs.json").read_text())["runs"]
+    assert len(first_run) == 1
+
+    driver, printed, elapsed = sweep_cli(tmp_path, str(path), "--resume")
+    assert driver.returncode == 0, printed[-4000:]
+    assert "1 of 3 Tune runs finished" in printed and "2 of 3 Tune runs finished" in printed
+    assert "Tune run 1 of 3" not in printed and printed.count("Tune run 3 of 3") == 1  # run 1 not run again
+    assert re.search(r"resuming .*run-001", printed), printed[-4000:]  # run 2 from Tune's snapshot of it
+    assert re.findall(HANDED_OVER, printed) == [("1", str(driver.pid))], printed[-4000:]  # same pid
+
+    runs_file = json.loads((sweep_dir / "runs.json").read_text())["runs"]
+    assert runs_file[0] == first_run[0] and [len(run) for run in runs_file] == [1, 1, 1]
+    trial_ids = [t["metrics"]["trial_id"] for run in runs_file for t in run]
     assert len(set(trial_ids)) == 3
-    assert sorted(runs_module.read_scheduler(sweep_dir).curves) == sorted(trial_ids)  # one scheduler, 3 processes
-    assert [t.number for t in open_study(journal(sweep_dir / "optuna.journal")).trials] == [0, 1, 2]
+    assert sorted(runs_module.read_scheduler(sweep_dir).curves) == sorted(trial_ids)  # one scheduler throughout
+    study = open_study(journal(sweep_dir / "optuna.journal"))
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     client, runs, kinds = runs_by_kind(tmp_path)
     assert kinds == {"parent": 1, "trial": 6, "aggregate": 1}
     assert_each_epoch_once(client, runs)
     [summary] = re.findall(r"3 configs x 2 seeds in (\d+)s", printed)
-    assert int(summary) >= 0.6 * elapsed  # the sweep's wall counts every process, not the last one's alone
+    assert int(summary) >= 0.6 * elapsed  # the wall counts both processes of the resumed chain
