@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from safetensors import SafetensorError
 
+from ipt_ray.system import replace_whole, written_whole
+
 if TYPE_CHECKING:
     import torch
 
@@ -100,14 +102,11 @@ def save_artefact(directory: str | Path, kind: ArtefactKind, tensors: Mapping[st
     text = json.dumps(body, indent=2, default=_json_value)  # before any write: a bad value leaves nothing
     directory.mkdir(parents=True, exist_ok=True)
     weights, config_file = directory / kind.weights, directory / kind.config
-    tmp = weights.with_name(weights.name + ".tmp")
     from safetensors.torch import save_file  # torch: only where tensors are written (not in a sweep's driver)
 
-    save_file(_unshared(tensors), str(tmp), metadata={"format": "pt"})
-    tmp.replace(weights)
-    tmp = config_file.with_name(config_file.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(config_file)
+    with written_whole(weights) as tmp:
+        save_file(_unshared(tensors), str(tmp), metadata={"format": "pt"})
+    replace_whole(config_file, text.encode())
     return directory
 
 

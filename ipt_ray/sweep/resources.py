@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipt_ray.config import TRIAL_SLOT, ExperimentConfig
-from ipt_ray.tracking.client import environment
+from ipt_ray.system import environment
 
 GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # ray._private.ray_constants.GCS_PORT_ENVIRONMENT_VARIABLE
 

@@ -41,6 +41,7 @@ from ipt_ray.sweep.driver import (SweepPlan, TuneRun, make_trainable, new_tuner,
                                   tune_callbacks, write_sweep_file)
 from ipt_ray.sweep.search import fail_abandoned_trials, journal, make_scheduler, make_searcher, open_study
 from ipt_ray.sweep.trial_state import lean_trial_records
+from ipt_ray.system import replace_whole
 from ipt_ray.tracking import SweepTracker
 
 RUNS_FILE = "runs.json"
@@ -176,8 +177,3 @@ def write_runs(sweep_dir: Path, runs: list[list[TrialRecord]]) -> None:
     replace_whole(sweep_dir / RUNS_FILE, text.encode())
 
 
-def replace_whole(path: Path, data: bytes) -> None:
-    """``path`` becomes ``data`` through a rename: a driver killed mid-write leaves the previous file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -32,7 +32,7 @@ from ray.tune import Callback
 from ray.util import debug as ray_debug
 
 from ipt_ray.results import dev_key, result_epoch, split_key
-from ipt_ray.tracking.client import environment
+from ipt_ray.system import environment
 
 CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)$")
 ENCODER_LOG_KEY = "tune_func_encode:"  # ray.tune.utils.serialization.TuneFunctionEncoder's log_once prefix

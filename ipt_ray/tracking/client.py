@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ipt_ray.results import flatten_params, param_str
+from ipt_ray.system import environment
 from ipt_ray.tracking.uri import is_http, sqlite_path
 
 #: HTTP settings for the tracker's calls unless the user set them: MLflow's defaults (7 retries with
@@ -50,21 +51,6 @@ class TrackingError(RuntimeError):
 
 
 # ---------------------------------------------------------------- HTTP settings and reachability
-
-
-@contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """Set environment variables for a block (MLflow reads its HTTP settings per request)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def http_defaults(uri: str) -> AbstractContextManager[None]:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ipt_ray.system import replace_whole
 from ipt_ray.tracking.client import TrackingError
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,7 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 
 def rewrite_journal(path: Path, records: list[dict[str, Any]]) -> None:
     """Replace the journal with ``records`` (those not replayed yet), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in records))
-    tmp.replace(path)
+    replace_whole(path, "".join(json.dumps(r, default=str) + "\n" for r in records).encode())
 
 
 def read_journal(path: str | Path | None) -> list[dict[str, Any]]:
