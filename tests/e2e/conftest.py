@@ -19,11 +19,6 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "no_shared_ray: an e2e scenario run without the session's shared Ray (it "
-                                       "starts a Ray of its own, or its sweeps run in other processes)")
-
-
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
