@@ -35,13 +35,13 @@ from ipt_ray.sweep.driver import (SweepOutcome, SweepPlan, plan_sweep, print_out
                                   restore_tuner, retire_orphan_runs, start_tracker, write_sweep_file)
 from ipt_ray.sweep.resources import (connect_ray, disconnect_ray, max_concurrent, reuse_actors, shares_idle_cpus,
                                      trial_resources)
-from ipt_ray.system import replace_whole
 from ipt_ray.sweep.selection import (CV_FOLD, DATA_SEED, Choice, TrialCurve, choices_csv_rows, choices_from_json,
                                      choices_to_json, choose_hyper, crossed, few_shot_keys, final_points, final_results,
                                      final_runs, phase_config_id, select_points, trial_curves)
 from ipt_ray.sweep.trial import ipt_trial
 from ipt_ray.sweep.trial_state import (EpochCurves, PruneEndedTrialCheckpoints, TrimEndedTrials, lean_trial_records,
                                       read_curves)
+from ipt_ray.system import replace_whole
 from ipt_ray.tracking import CHOSEN_TAG, SweepTracker
 from ipt_ray.tracking.callback import MlflowTrackingCallback
 

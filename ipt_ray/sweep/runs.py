@@ -175,5 +175,3 @@ def write_runs(sweep_dir: Path, runs: list[list[TrialRecord]]) -> None:
     # default=str, as results.config_id encodes a config (numpy ints from Tune's samplers): same id read back
     text = json.dumps({"runs": [[dataclasses.asdict(t) for t in run] for run in runs]}, default=str)
     replace_whole(sweep_dir / RUNS_FILE, text.encode())
-
-
