@@ -167,7 +167,6 @@ def kill_driver_once(tmp_path, path, ready, timeout, what) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.no_shared_ray  # the killed driver started its own Ray; so does the resumed one
 def test_killed_driver_resumes_with_exact_mlflow_counts(tiny_bert, tmp_path):
     path = sweep_yaml(tmp_path, tiny_bert, epochs=3, num_samples=3, train_samples=160)
 
