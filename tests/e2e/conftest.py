@@ -1,8 +1,8 @@
 """Every scenario under tests/e2e is end to end: marked slow (`make test-fast` skips them; CI runs them).
 
-Scenarios that call a sweep in this process share one local Ray (``shared_ray``): a sweep joins a Ray already
-initialised in its process (``connect_ray``), and starting one per scenario cost ~5-7 s of wall and ~10 s of
-CPU each. Scenarios marked ``no_shared_ray`` run without it: those that need a Ray of their own (workers that
+Scenarios that call a sweep in this process share one local Ray (``start_shared_ray``): a sweep joins a Ray
+already initialised in its process (``connect_ray``), and starting one per scenario cost ~5-7 s of wall and
+~10 s of CPU each. Scenarios marked ``no_shared_ray`` run without it: those that need a Ray of their own (workers that
 read an environment variable the test sets, the product's private Ray itself) and those whose sweeps run only
 in other processes (an idle Ray took 8.4% of a core here, taken from the scenario on a 2-core machine). A kill
 test whose resumed driver runs here keeps it: starting a Ray costs more than it idles while the killed one runs.
@@ -10,7 +10,6 @@ test whose resumed driver runs here keeps it: starting a Ray costs more than it 
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import warnings
@@ -44,69 +43,60 @@ def _mlflow_db_made(migrated_mlflow_db, tmp_path):
     shutil.copyfile(migrated_mlflow_db, tmp_path / "mlflow.db")
 
 
-class SharedRay:
-    """The local Ray a sweep would start (``start_local_ray``: every CPU, a trial slot per CPU), kept across
-    scenarios. After each one it must be idle again (every CPU and slot free); one that is not is stopped, so
-    that nothing a scenario left behind can hold resources the next one waits for."""
+def start_shared_ray() -> None:
+    """The local Ray a sweep training in its trials would start (the product's ``connect_ray``: every CPU, a
+    trial slot per CPU), unless one runs in this process already."""
+    import ray
 
-    @staticmethod
-    def ensure() -> None:
-        import ray
+    from ipt_ray.config import ExperimentConfig
+    from ipt_ray.sweep import connect_ray
 
-        from ipt_ray.config import TRIAL_SLOT
-        from ipt_ray.sweep.resources import start_local_ray
+    if not ray.is_initialized():
+        connect_ray(ExperimentConfig.model_validate({"cluster": {"num_workers": 0}}))
 
-        if not ray.is_initialized():
-            cpus = os.cpu_count() or 1
-            start_local_ray(num_cpus=cpus, resources={TRIAL_SLOT: cpus})
 
-    def settle(self, timeout_s: float = 15.0) -> None:
-        import ray
+def settle_shared_ray(timeout_s: float = 15.0) -> None:
+    """After a scenario every CPU and slot must be free again; a Ray that stays busy is stopped, so that nothing
+    a scenario left behind can hold resources the next one waits for."""
+    import ray
 
-        from ipt_ray.config import TRIAL_SLOT
+    from ipt_ray.config import TRIAL_SLOT
 
-        if not ray.is_initialized():
+    if not ray.is_initialized():
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        total, free = ray.cluster_resources(), ray.available_resources()
+        if all(free.get(key, 0.0) >= total[key] for key in ("CPU", "GPU", TRIAL_SLOT) if key in total):
             return
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            total, free = ray.cluster_resources(), ray.available_resources()
-            if all(free.get(key, 0.0) >= total[key] for key in ("CPU", "GPU", TRIAL_SLOT) if key in total):
-                return
-            time.sleep(0.5)
-        # Something still holds CPUs or slots after the sweep returned (on a user's cluster, a leak): say so in
-        # the run's warnings, and give the next scenario a fresh Ray.
-        warnings.warn(f"the shared Ray was not idle {timeout_s:.0f} s after the scenario (free {free} of {total}); "
-                      "restarted", RuntimeWarning, stacklevel=1)
-        self.stop()
+        time.sleep(0.5)
+    # Something still holds CPUs or slots after the sweep returned (on a user's cluster, a leak): say so in the
+    # run's warnings, and give the next scenario a fresh Ray.
+    warnings.warn(f"the shared Ray was not idle {timeout_s:.0f} s after the scenario (free {free} of {total}); "
+                  "restarted", RuntimeWarning, stacklevel=1)
+    stop_ray()
 
-    @staticmethod
-    def stop() -> None:
-        import ray
 
-        if ray.is_initialized():
-            ray.shutdown()
+def stop_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 def pytest_runtest_teardown(item, nextitem):
     # The shared Ray ends with the last e2e scenario: later tests start (or forbid) a Ray of their own.
     if nextitem is None or HERE not in Path(str(nextitem.fspath)).resolve().parents:
-        SharedRay.stop()
-
-
-@pytest.fixture(scope="session")
-def shared_ray():
-    ray = SharedRay()
-    yield ray
-    ray.stop()
+        stop_ray()
 
 
 @pytest.fixture(autouse=True)
-def _ray_for_the_scenario(request, shared_ray):
+def _ray_for_the_scenario(request):
     if request.node.get_closest_marker("no_shared_ray"):
-        shared_ray.stop()
+        stop_ray()
         yield
-        shared_ray.stop()  # whatever the scenario left initialised
+        stop_ray()  # whatever the scenario left initialised
         return
-    shared_ray.ensure()
+    start_shared_ray()
     yield
-    shared_ray.settle()
+    settle_shared_ray()

@@ -127,5 +127,6 @@ def test_a_split_sweep_goes_on_in_fresh_processes_and_a_kill_in_its_second_run_r
     client, runs, kinds = runs_by_kind(tmp_path)
     assert kinds == {"parent": 1, "trial": 6, "aggregate": 1}
     assert_each_epoch_once(client, runs)
+    assert all(r.info.status == "FINISHED" for r in runs if r.data.tags.get("ipt.kind") == "trial")
     [summary] = re.findall(r"3 configs x 2 seeds in (\d+)s", printed)
     assert int(summary) >= 0.6 * elapsed  # the wall counts both processes of the resumed chain
