@@ -123,7 +123,7 @@ def splits_into_runs(cfg: ExperimentConfig) -> bool:
 def started_as_one_run(plan: SweepPlan) -> bool:
     """A resumed sweep whose single Tune run is on disk (one started before ``sweep.trials_per_run`` applied to
     it, e.g. under the older default of one run) goes on as that run, whatever its config now says."""
-    return plan.resuming and any(plan.sweep_dir.glob("experiment_state-*.json"))
+    return plan.resuming and has_snapshot(plan.sweep_dir)
 
 
 def run_whole(plan: SweepPlan, tracker: SweepTracker, callbacks: list[Any], out,

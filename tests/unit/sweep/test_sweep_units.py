@@ -161,7 +161,8 @@ def test_a_sweep_resumed_from_one_tune_run_on_disk_goes_on_as_that_run(tmp_path)
 
     (tmp_path / "s" / "run-000").mkdir(parents=True)  # a split sweep's first run: still split
     assert not started_as_one_run(plan(True))
-    (tmp_path / "s" / "experiment_state-2026-12-06_07-00-00.json").write_text("{}")  # one run's snapshot
+    (tmp_path / "s" / "tuner.pkl").write_bytes(b"")  # one run's Tuner and its snapshot
+    (tmp_path / "s" / "experiment_state-2026-12-06_07-00-00.json").write_text("{}")
     assert started_as_one_run(plan(True)) and not started_as_one_run(plan(False))
 
 
